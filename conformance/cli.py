@@ -1,0 +1,146 @@
+"""`pkcs11-conformance`: run the suites against vendor modules, render reports.
+
+Exit codes: 0 every profile met, 1 a requirement failed or is unverified, 2 a usage or
+configuration error (told in one line, no traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+from . import __version__, results
+from .plugin import SUITES_DIR
+from .loading import REFERENCE_VENDOR, ConfigError, load_vendor, profiles_in_effect
+from .report import write_vendor_report
+
+USAGE_ERROR = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pkcs11-conformance",
+        description="PKCS#11 interoperability conformance suite.")
+    parser.add_argument("--version", action="version", version=__version__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser(
+        "run", help="run the suites against vendor modules (default: SoftHSM2 reference)",
+        description="Run the conformance suites. Options not listed here go to pytest "
+                    "(for example -n 2, -k digest, --junitxml FILE, --alluredir DIR).")
+    run.add_argument("vendors", nargs="*", metavar="VENDOR.yaml",
+                     help="vendor declarations; none: SoftHSM2 in a throwaway token")
+    run.add_argument("--profile", action="append", metavar="ID",
+                     help="judge against this profile (repeatable) instead of the vendor's")
+    run.add_argument("--module", metavar="PATH", help="load this module build instead")
+    run.add_argument("--output", metavar="DIR", default="reports", type=Path,
+                     help="where results and reports go (default: reports/)")
+    report = commands.add_parser("report", help="render reports from results files")
+    report.add_argument("results", nargs="+", type=Path, metavar="RESULTS.json")
+    report.add_argument("-o", "--output", metavar="DIR", default="reports", type=Path)
+    return parser
+
+
+def _split(argv: list[str]) -> tuple[list[str], list[str]]:
+    """Our arguments, and the ones for pytest: vendor files end in .yaml or .yml."""
+    known = {"--profile", "--module", "--output"}
+    ours, pytest_args, index = [], [], 0
+    while index < len(argv):
+        arg = argv[index]
+        if arg in known and index + 1 < len(argv):
+            ours += argv[index:index + 2]
+            index += 2
+            continue
+        if arg.split("=")[0] in known or arg.endswith((".yaml", ".yml")) or arg == "run":
+            ours.append(arg)
+        else:
+            pytest_args.append(arg)
+        index += 1
+    return ours, pytest_args
+
+
+def _run(args: argparse.Namespace, pytest_args: list[str]) -> int:
+    vendor_files = [Path(v) for v in args.vendors] or [REFERENCE_VENDOR]
+    checked = []
+    for path in vendor_files:  # every file is checked before anything runs
+        vendor = load_vendor(path, args.module)
+        profiles_in_effect(vendor, args.profile)
+        checked.append((path, vendor))
+    worst = 0
+    for path, vendor in checked:
+        out = args.output / vendor.id
+        results_file = out / "results.json"
+        command = [sys.executable, "-m", "pytest", str(SUITES_DIR), "--vendor", str(path),
+                   "--results", str(results_file), "-p", "no:cacheprovider"]
+        for profile in args.profile or []:
+            command += ["--profile", profile]
+        if args.module:
+            command += ["--module", args.module]
+        print(f"pkcs11-conformance: running {vendor.id} ({path})", flush=True)
+        if results_file.exists():
+            results_file.unlink()  # never report a previous run's results as this one's
+        code = subprocess.call(command + pytest_args)
+        if not results_file.exists():
+            print(f"pkcs11-conformance: {vendor.id}: no results written "
+                  f"(pytest exit code {code})", file=sys.stderr)
+            worst = max(worst, USAGE_ERROR if code in (2, 4) else code or USAGE_ERROR)
+            continue
+        document = results.load(results_file)
+        for written in write_vendor_report(document, out):
+            print(f"pkcs11-conformance: wrote {written}")
+        worst = max(worst, _outcome(document))
+    for path, vendor in checked:
+        results_file = args.output / vendor.id / "results.json"
+        if results_file.exists():
+            print(f"\n{vendor.id}: " + ("\n" + " " * (len(vendor.id) + 2)).join(
+                results.verdict_lines(results.load(results_file)["verdicts"])
+                or ["no profiles declared"]))
+    return worst
+
+
+def _outcome(document: dict[str, object]) -> int:
+    verdicts = document["verdicts"]
+    assert isinstance(verdicts, list)
+    if verdicts:
+        return 0 if all(v["status"] == "met" for v in verdicts) else 1
+    summary = document["summary"]
+    assert isinstance(summary, dict)
+    return 1 if summary.get("FAIL") or summary.get("ERROR") else 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    for path in args.results:
+        try:
+            document = results.load(path)
+        except (OSError, ValueError) as exc:
+            print(f"pkcs11-conformance: {path}: cannot read results: {exc}", file=sys.stderr)
+            return USAGE_ERROR
+        vendor = document["run_info"]["vendor"]["id"]
+        for written in write_vendor_report(document, args.output / vendor):
+            print(f"pkcs11-conformance: wrote {written}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = _parser()
+    if argv[:1] == ["run"]:
+        ours, pytest_args = _split(argv)
+        args = parser.parse_args(ours)
+    else:
+        args, pytest_args = parser.parse_args(argv), []
+    try:
+        if args.command == "run":
+            return _run(args, pytest_args)
+        return _report(args)
+    except ConfigError as exc:
+        print(f"pkcs11-conformance: {exc}", file=sys.stderr)
+        return USAGE_ERROR
+    except KeyboardInterrupt:
+        print("pkcs11-conformance: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

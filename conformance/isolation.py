@@ -1,0 +1,117 @@
+"""The ctypes layer (raw.py) run in a child process that may die.
+
+A raw check changes process-wide module state (C_Initialize, login) and may hit a module
+bug that kills the process. So the module is loaded afresh in a spawned child; the test
+calls methods on a proxy and each call crosses a pipe. A crash or a hang becomes an
+exception naming the call, and the test process lives on.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from multiprocessing.connection import Connection
+from typing import TYPE_CHECKING, Any
+
+from . import raw
+
+if TYPE_CHECKING:
+    from .target import Target
+
+CALL_TIMEOUT = 60.0  # seconds one call may take before the child is killed
+
+
+class ModuleCrashed(Exception):
+    """The child process died inside a module call."""
+
+
+class ModuleTimedOut(Exception):
+    """A module call did not return in time; the child was killed."""
+
+
+def _serve(conn: Connection, path: str, label: str, pin_env: str) -> None:
+    """Child side: load and initialize the module, find the token, answer calls."""
+    module = raw.Module(path)
+    module.initialize()
+    slots = [s for s in module.get_slot_list(True) if module.get_token_info(s).label == label]
+    conn.send(slots[0] if slots else None)
+    while True:
+        request = conn.recv()
+        if request is None:
+            module.finalize()
+            return
+        name, args = request
+        try:
+            if name == "login_user":  # the PIN stays in this process's environment
+                result = module.login(args[0], raw.CKU_USER, os.environ[pin_env].encode())
+            else:
+                result = getattr(module, name)(*args)
+            conn.send(("ok", result))
+        except raw.CKRError as exc:
+            conn.send(("ckr", (exc.function, exc.rv)))
+        except Exception as exc:  # the harness's own mistake: report, keep serving
+            conn.send(("error", f"{type(exc).__name__}: {exc}"))
+
+
+class RawModule:
+    """Proxy to a raw.Module in a child process; `slot` is the token's slot id."""
+
+    def __init__(self, conn: Connection, process: Any, slot: int) -> None:
+        self._conn, self._process, self.slot = conn, process, slot
+
+    def _call(self, name: str, *args: Any) -> Any:
+        self._conn.send((name, args))
+        try:
+            if not self._conn.poll(CALL_TIMEOUT):
+                self._process.kill()
+                raise ModuleTimedOut(f"{name} did not return within {CALL_TIMEOUT:g} s")
+            kind, value = self._conn.recv()
+        except (EOFError, ConnectionResetError):
+            self._process.join(5)
+            raise ModuleCrashed(f"the module process died in {name} "
+                                f"(exit code {self._process.exitcode})") from None
+        if kind == "ckr":
+            raise raw.CKRError(*value)
+        if kind == "error":
+            raise RuntimeError(f"harness error in {name}: {value}")
+        return value
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return lambda *args: self._call(name, *args)
+
+    def login_user(self, session: int) -> None:
+        """C_Login as CKU_USER with the vendor's user PIN, which the test never sees."""
+        self._call("login_user", session)
+
+
+@contextmanager
+def raw_module(target: Target) -> Iterator[RawModule]:
+    context = multiprocessing.get_context("spawn")
+    parent, child = context.Pipe()
+    token = target.vendor.token
+    process = context.Process(target=_serve, args=(child, target.vendor.module.path,
+                                                   token.label, token.user_pin_env),
+                              daemon=True)
+    process.start()
+    child.close()
+    try:
+        if not parent.poll(CALL_TIMEOUT):
+            raise ModuleTimedOut("loading the module did not finish in time")
+        slot = parent.recv()
+        if slot is None:
+            raise RuntimeError(f"token {token.label!r} not found by the child process")
+        yield RawModule(parent, process, slot)
+    finally:
+        if process.is_alive():
+            try:
+                parent.send(None)
+            except OSError:
+                pass
+            process.join(10)
+            if process.is_alive():
+                process.kill()
+        parent.close()

@@ -1,0 +1,320 @@
+"""YAML vendor declarations and profiles -> model, with errors that cite file and key.
+
+Every problem is a ConfigError whose one-line message reads
+``<file>: <key>: <problem>``; the CLI and the plugin print it and exit with code 2.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, NoReturn
+
+import yaml
+
+from . import names
+from .model import KnownDeviation, ModuleSpec, Profile, TokenSpec, Value, Variants, Vendor
+
+SCHEMA = 1
+PROVISIONERS = ("softhsm2",)
+_ID = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_ENV_REF = re.compile(r"\$\{([^}]*)\}")
+
+
+class ConfigError(Exception):
+    """A mistake in a vendor file, a profile or an option, told in one line."""
+
+    def __init__(self, where: str, key: str, problem: str) -> None:
+        self.where, self.key, self.problem = where, key, problem
+        super().__init__(f"{where}: {key}: {problem}" if key else f"{where}: {problem}")
+
+
+def _package_or_tree(name: str) -> Path:
+    """profiles/ and vendors/ ship inside the wheel; in a checkout they sit beside it."""
+    packaged = Path(__file__).parent / name
+    return packaged if packaged.is_dir() else Path(__file__).parent.parent / name
+
+
+PROFILES_DIR = _package_or_tree("profiles")
+REFERENCE_VENDOR = _package_or_tree("vendors") / "softhsm2.yaml"
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A safe loader that refuses duplicate mapping keys instead of keeping the last."""
+
+
+def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node)
+        if key in seen:
+            mark = key_node.start_mark
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r} (line {mark.line + 1})", mark)
+        seen.add(key)
+    return loader.construct_mapping(node)
+
+
+_UniqueKeyLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+class _Reader:
+    """Walks one parsed YAML document and reports problems with their key path."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.where = str(path)
+
+    def fail(self, key: str, problem: str) -> NoReturn:
+        raise ConfigError(self.where, key, problem)
+
+    def load(self) -> dict[str, Any]:
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            self.fail("", "file not found")
+        except (OSError, UnicodeDecodeError) as exc:
+            self.fail("", f"cannot read: {exc}")
+        try:
+            data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+            problem = getattr(exc, "problem", None) or str(exc)
+            self.fail("", f"not valid YAML: {where}{problem}")
+        if not isinstance(data, dict):
+            self.fail("", "expected a mapping at the top level, got "
+                      f"{_kind(data)}")
+        return data
+
+    def keys(self, data: Mapping[str, Any], prefix: str, required: tuple[str, ...],
+             optional: tuple[str, ...]) -> None:
+        for key in data:
+            if key not in required and key not in optional:
+                known = ", ".join(sorted(required + optional))
+                self.fail(_join(prefix, str(key)), f"unknown key (known keys: {known})")
+        for key in required:
+            if key not in data:
+                self.fail(_join(prefix, key), "missing required key")
+
+    def typed(self, value: Any, key: str, kind: type, what: str) -> Any:
+        if kind is int and isinstance(value, bool) or not isinstance(value, kind):
+            self.fail(key, f"expected {what}, got {_kind(value)}")
+        return value
+
+    def string(self, data: Mapping[str, Any], key: str, prefix: str = "") -> str:
+        value = self.typed(data[key], _join(prefix, key), str, "a string")
+        if not value.strip():
+            self.fail(_join(prefix, key), "must not be empty")
+        return str(value)
+
+    def mapping(self, value: Any, key: str) -> dict[str, Any]:
+        return dict(self.typed(value, key, dict, "a mapping"))
+
+    def names(self, value: Any, key: str, known: frozenset[str] | Mapping[str, Any],
+              what: str) -> tuple[str, ...]:
+        items = self.typed(value, key, list, f"a list of {what} names")
+        for index, item in enumerate(items):
+            self.typed(item, f"{key}[{index}]", str, f"a {what} name")
+            if item not in known:
+                self.fail(f"{key}[{index}]", f"unknown {what} {item!r}{_suggest(item, known)}")
+        if len(set(items)) != len(items):
+            self.fail(key, "lists a name twice")
+        return tuple(items)
+
+    def schema_and_id(self, data: Mapping[str, Any], id_key: str) -> str:
+        if data["schema"] != SCHEMA:
+            self.fail("schema", f"unsupported schema {data['schema']!r} (this suite reads {SCHEMA})")
+        ident = self.string(data, id_key)
+        if not _ID.match(ident):
+            self.fail(id_key, f"{ident!r} is not a kebab-case id")
+        if ident != self.path.stem:
+            self.fail(id_key, f"{ident!r} differs from the file name {self.path.stem!r}")
+        return ident
+
+    def variants(self, value: Any, key: str) -> Variants:
+        table = self.mapping({} if value is None else value, key)
+        result: dict[str, tuple[Value, ...]] = {}
+        for param, values in table.items():
+            where = _join(key, str(param))
+            if param not in names.PARAMETERS:
+                known = ", ".join(sorted(names.PARAMETERS))
+                self.fail(where, f"unknown parameter (known parameters: {known})")
+            kind = names.PARAMETERS[param]
+            items = self.typed(values, where, list, f"a list of {kind.__name__} values")
+            allowed = names.ALLOWED_VALUES.get(param)
+            for index, item in enumerate(items):
+                self.typed(item, f"{where}[{index}]", kind, f"a {kind.__name__}")
+                if allowed and item not in allowed:
+                    self.fail(f"{where}[{index}]",
+                              f"unknown value {item!r} (known: {', '.join(allowed)})")
+                if kind is int and item <= 0:
+                    self.fail(f"{where}[{index}]", f"must be positive, got {item}")
+            if len(set(items)) != len(items):
+                self.fail(where, "lists a value twice")
+            result[param] = tuple(sorted(items))
+        return result
+
+    def mechanisms(self, value: Any, key: str) -> dict[str, Variants]:
+        table = self.mapping({} if value is None else value, key)
+        out = {}
+        for mechanism, variants in table.items():
+            where = _join(key, str(mechanism))
+            if mechanism not in names.MECHANISMS:
+                self.fail(where, f"unknown mechanism{_suggest(str(mechanism), names.MECHANISMS)}")
+            out[mechanism] = self.variants(variants, where)
+        return dict(sorted(out.items()))
+
+
+def _join(prefix: str, key: str) -> str:
+    return f"{prefix}.{key}" if prefix else key
+
+
+def _kind(value: Any) -> str:
+    return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean",
+            int: "an integer", float: "a number", type(None): "nothing"}.get(
+        type(value), type(value).__name__)
+
+
+def _suggest(name: str, known: frozenset[str] | Mapping[str, Any]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def expand_env(value: str, fail: Callable[[str], NoReturn]) -> str:
+    """Replace ${VAR} with the environment's value; an unset variable is an error."""
+    def one(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in os.environ:
+            fail(f"environment variable {name} is not set")
+        return os.environ[name]
+
+    return _ENV_REF.sub(one, value)
+
+
+def load_vendor(path: str | Path, module_path: str | None = None) -> Vendor:
+    """Read a vendor declaration. `module_path` replaces module.path (--module)."""
+    reader = _Reader(Path(path))
+    data = reader.load()
+    reader.keys(data, "", ("schema", "vendor", "title", "module", "token", "claims"),
+                ("profiles", "functions", "known_deviations"))
+    ident = reader.schema_and_id(data, "vendor")
+
+    module = reader.mapping(data["module"], "module")
+    reader.keys(module, "module", ("path",), ("expect_library_version",))
+    raw_path = module_path or reader.string(module, "path", "module")
+
+    def module_fail(problem: str) -> NoReturn:
+        reader.fail("module.path", problem)
+
+    resolved = Path(expand_env(raw_path, module_fail))
+    if not resolved.is_file():
+        where = "--module" if module_path else "module.path"
+        reader.fail(where, f"module file {str(resolved)!r} does not exist")
+    expect = module.get("expect_library_version")
+    if expect is not None:
+        expect = str(reader.typed(expect, "module.expect_library_version", str,
+                                  'a quoted version string such as "2.6"'))
+        if not re.match(r"^\d+\.\d+$", expect):
+            reader.fail("module.expect_library_version", f"{expect!r} is not MAJOR.MINOR")
+
+    token = reader.mapping(data["token"], "token")
+    reader.keys(token, "token", ("label", "user_pin_env"), ("so_pin_env", "provision"))
+    pin_envs = {}
+    for key in ("user_pin_env", "so_pin_env"):
+        if key in token:
+            pin_envs[key] = reader.string(token, key, "token")
+            if not _ENV_NAME.match(pin_envs[key]):
+                reader.fail(f"token.{key}", f"{pin_envs[key]!r} is not an environment "
+                            "variable name (PINs come only from the environment)")
+    provision = token.get("provision")
+    if provision is not None and provision not in PROVISIONERS:
+        reader.fail("token.provision", f"unknown provisioner {provision!r} "
+                    f"(known: {', '.join(PROVISIONERS)}; leave it out to use the token as is)")
+
+    deviations = []
+    for index, entry in enumerate(reader.typed(data.get("known_deviations") or [],
+                                               "known_deviations", list, "a list")):
+        where = f"known_deviations[{index}]"
+        entry = reader.mapping(entry, where)
+        reader.keys(entry, where, ("test", "url", "reason"), ())
+        url = reader.string(entry, "url", where)
+        if not re.match(r"^https?://\S+$", url):
+            reader.fail(f"{where}.url", f"{url!r} is not a link (http or https)")
+        deviations.append(KnownDeviation(reader.string(entry, "test", where), url,
+                                         reader.string(entry, "reason", where)))
+
+    return Vendor(
+        id=ident,
+        title=reader.string(data, "title"),
+        source=Path(path),
+        module=ModuleSpec(str(resolved), expect),
+        token=TokenSpec(reader.string(token, "label", "token"), pin_envs["user_pin_env"],
+                        pin_envs.get("so_pin_env"), provision),
+        profiles=reader.names(data.get("profiles") or [], "profiles",
+                              frozenset(available_profiles()), "profile"),
+        functions=frozenset(reader.names(data.get("functions") or [], "functions",
+                                         names.FUNCTIONS, "function")),
+        claims=reader.mechanisms(data["claims"], "claims"),
+        known_deviations=tuple(deviations),
+    )
+
+
+def available_profiles() -> dict[str, Path]:
+    return {p.stem: p for p in sorted(PROFILES_DIR.glob("*.yaml"))}
+
+
+def load_profile(path: str | Path) -> Profile:
+    reader = _Reader(Path(path))
+    data = reader.load()
+    reader.keys(data, "", ("schema", "profile", "title", "source"),
+                ("rationale", "functions", "objects", "required", "optional", "areas"))
+    ident = reader.schema_and_id(data, "profile")
+    if "rationale" in data:
+        reader.string(data, "rationale")
+    required = reader.mechanisms(data.get("required"), "required")
+    optional = reader.mechanisms(data.get("optional"), "optional")
+    both = sorted(set(required) & set(optional))
+    if both:
+        reader.fail(f"optional.{both[0]}", "is also listed under required")
+    areas = {}
+    for area, suites in reader.mapping(data.get("areas") or {}, "areas").items():
+        items = reader.typed(suites, f"areas.{area}", list, "a list of suite areas")
+        areas[str(area)] = tuple(str(s) for s in items)
+    return Profile(
+        id=ident,
+        title=reader.string(data, "title"),
+        source=Path(path),
+        reference=reader.string(data, "source"),
+        functions=frozenset(reader.names(data.get("functions") or [], "functions",
+                                         names.FUNCTIONS, "function")),
+        objects=frozenset(reader.names(data.get("objects") or [], "objects",
+                                       names.OBJECT_CLASSES, "object class")),
+        required=required,
+        optional=optional,
+        areas=areas,
+    )
+
+
+def resolve_profile(name: str, where: str = "--profile") -> Profile:
+    """A profile by id (from the profiles directory) or by path to its YAML file."""
+    if name.endswith((".yaml", ".yml")):
+        return load_profile(name)
+    known = available_profiles()
+    if name not in known:
+        raise ConfigError(where, "", f"unknown profile {name!r} "
+                          f"(known: {', '.join(known) or 'none'}; in {PROFILES_DIR})")
+    return load_profile(known[name])
+
+
+def profiles_in_effect(vendor: Vendor, selected: list[str] | None) -> tuple[Profile, ...]:
+    """--profile options win over the profiles the vendor file declares."""
+    if selected:
+        return tuple(resolve_profile(name) for name in selected)
+    return tuple(resolve_profile(name, f"{vendor.source}: profiles") for name in vendor.profiles)

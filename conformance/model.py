@@ -1,0 +1,161 @@
+"""Vendor declarations, profiles and the outcome rule, as frozen dataclasses.
+
+Claims decide what runs; profiles decide what counts (see the README's outcome rule).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+Value = int | str | bool
+# A mechanism's parameter variants: {"key_sizes": (2048, 3072), "hashes": ("sha256",)}.
+Variants = Mapping[str, tuple[Value, ...]]
+
+
+@dataclass(frozen=True)
+class KnownDeviation:
+    test: str  # fnmatch pattern on case ids
+    url: str
+    reason: str
+
+    def matches(self, case_id: str) -> bool:
+        return fnmatch.fnmatchcase(case_id, self.test)
+
+
+@dataclass(frozen=True)
+class ModuleSpec:
+    path: str
+    expect_library_version: str | None = None
+
+
+@dataclass(frozen=True)
+class TokenSpec:
+    label: str
+    user_pin_env: str
+    so_pin_env: str | None = None
+    provision: str | None = None  # None: use the token as it is, never initialize it
+
+
+@dataclass(frozen=True)
+class Vendor:
+    id: str
+    title: str
+    source: Path
+    module: ModuleSpec
+    token: TokenSpec
+    profiles: tuple[str, ...]
+    functions: frozenset[str]
+    claims: Mapping[str, Variants]
+    known_deviations: tuple[KnownDeviation, ...] = ()
+
+    def deviation_for(self, case_id: str) -> KnownDeviation | None:
+        return next((d for d in self.known_deviations if d.matches(case_id)), None)
+
+
+@dataclass(frozen=True)
+class Profile:
+    id: str
+    title: str
+    source: Path
+    reference: str
+    functions: frozenset[str]
+    objects: frozenset[str]
+    required: Mapping[str, Variants]
+    optional: Mapping[str, Variants]
+    areas: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def requires(self, mechanism: str, parameters: Mapping[str, Value]) -> bool:
+        """True when this profile requires the mechanism with these parameter values.
+
+        A requirement that lists no values for a parameter requires every claimed value.
+        """
+        if mechanism not in self.required:
+            return False
+        variants = self.required[mechanism]
+        return all(
+            key not in variants or value in variants[key] for key, value in parameters.items()
+        )
+
+
+def claims_variant(claims: Mapping[str, Variants], mechanism: str,
+                   parameters: Mapping[str, Value]) -> bool:
+    """True when the vendor claims the mechanism with every one of these parameter values."""
+    if mechanism not in claims:
+        return False
+    variants = claims[mechanism]
+    return all(value in variants.get(key, ()) for key, value in parameters.items())
+
+
+def parameter_values(vendor: Vendor, profiles: tuple[Profile, ...], mechanism: str,
+                     key: str) -> list[Value]:
+    """The union of claimed and profile-listed values, sorted: a required value that is
+    not claimed becomes a failing case instead of disappearing."""
+    values: set[Value] = set(vendor.claims.get(mechanism, {}).get(key, ()))
+    for profile in profiles:
+        for table in (profile.required, profile.optional):
+            values.update(table.get(mechanism, {}).get(key, ()))
+    return sorted(values, key=lambda v: (str(type(v)), v))
+
+
+Action = Literal["run", "skip", "fail"]
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What the outcome rule decided for one test case."""
+
+    action: Action
+    required_by: tuple[str, ...]
+    reason: str = ""
+    deviation: KnownDeviation | None = None
+
+    @property
+    def requirement(self) -> str:
+        return "required" if self.required_by else "optional"
+
+    @property
+    def expected_status(self) -> str:
+        if self.action == "skip":
+            return "SKIP"
+        return "FAIL" if self.deviation else "PASS"
+
+
+def _describe(mechanism: str, parameters: Mapping[str, Value]) -> str:
+    if not parameters:
+        return mechanism
+    inner = ", ".join(f"{k}={v}" for k, v in sorted(parameters.items()))
+    return f"{mechanism} ({inner})"
+
+
+def decide(vendor: Vendor, profiles: tuple[Profile, ...], case_id: str,
+           mechanisms: tuple[str, ...], functions: tuple[str, ...],
+           parameters: Mapping[str, Value]) -> Decision:
+    """The outcome rule of DESIGN.md for one case.
+
+    `parameters` apply to the first mechanism, the one under test; further mechanisms
+    are prerequisites (key generation for a signing test, say).
+    """
+    required_by: set[str] = set()
+    missing: list[str] = []
+    for index, mechanism in enumerate(mechanisms):
+        params = parameters if index == 0 else {}
+        required_by.update(p.id for p in profiles if p.requires(mechanism, params))
+        if not claims_variant(vendor.claims, mechanism, params):
+            missing.append(_describe(mechanism, params))
+    for function in functions:
+        required_by.update(p.id for p in profiles if function in p.functions)
+        if function not in vendor.functions:
+            missing.append(function)
+    required = tuple(sorted(required_by))
+    if missing:
+        what = ", ".join(missing)
+        if required:
+            return Decision("fail", required,
+                            f"{what} required by profile {', '.join(required)}, "
+                            f"not claimed by vendor {vendor.id}")
+        return Decision("skip", required, f"{what} not claimed by vendor {vendor.id}")
+    return Decision("run", required, deviation=vendor.deviation_for(case_id))

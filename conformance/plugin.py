@@ -1,0 +1,279 @@
+"""The pytest plugin: the only module with pytest hooks.
+
+It is registered as a pytest11 entry point, so it is loaded into every pytest run but
+stays inert unless `--vendor` is given or the conformance suites are collected (then the
+embedded SoftHSM2 reference is the target).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from _pytest.reports import TestReport
+
+from . import __version__, results
+from .loading import REFERENCE_VENDOR, ConfigError, load_vendor, profiles_in_effect
+from .model import Decision, Profile, Value, Vendor, decide, parameter_values
+from .target import Target, TargetError, open_target
+
+SUITES_DIR = Path(__file__).parent / "suites"
+PAYLOAD = "pkcs11_conformance"  # key of the case metadata carried in user_properties
+
+# Parametrized fixtures whose values come from claims and profiles, by parameter name.
+PARAMETER_FIXTURES = {
+    "key_bits": "key_sizes",
+    "curve": "curves",
+    "hash_name": "hashes",
+    "salt_length": "salt_lengths",
+    "tag_bits": "tag_bits",
+    "public_exponent": "public_exponents",
+}
+
+
+@dataclass(frozen=True)
+class Run:
+    """What this process tests: stored on the config, per process (xdist worker)."""
+
+    vendor: Vendor
+    profiles: tuple[Profile, ...]
+    target: Target
+    results_path: Path | None
+    started: float
+
+
+@dataclass(frozen=True)
+class Case:
+    """One collected test case and the outcome rule's decision for it."""
+
+    id: str
+    area: str
+    test: str
+    mechanisms: tuple[str, ...]
+    functions: tuple[str, ...]
+    parameters: dict[str, Value]
+    spec: str
+    decision: Decision
+
+    def payload(self) -> str:
+        deviation = self.decision.deviation
+        return json.dumps({
+            "id": self.id, "area": self.area, "test": self.test,
+            "mechanisms": list(self.mechanisms), "functions": list(self.functions),
+            "parameters": self.parameters, "spec": self.spec,
+            "requirement": self.decision.requirement,
+            "required_by": list(self.decision.required_by),
+            "action": self.decision.action, "reason": self.decision.reason,
+            "expected_status": self.decision.expected_status,
+            "known_deviation": deviation and {"url": deviation.url, "reason": deviation.reason},
+        })
+
+
+RUN = pytest.StashKey[Run]()
+CASE = pytest.StashKey[Case]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("pkcs11-conformance")
+    group.addoption("--vendor", metavar="FILE",
+                    help="vendor declaration (YAML) to test; default: the SoftHSM2 reference "
+                         "in a throwaway token, when the conformance suites are collected")
+    group.addoption("--profile", action="append", metavar="ID",
+                    help="profile to judge against (repeatable); default: the vendor's profiles")
+    group.addoption("--module", metavar="PATH",
+                    help="module library to load instead of the vendor file's module.path")
+    group.addoption("--results", metavar="FILE",
+                    help="results JSON to write (default: reports/<vendor>/results.json)")
+
+
+def _inside_suites(arg: str) -> bool:
+    path = Path(arg.split("::")[0]).resolve()
+    return path == SUITES_DIR or SUITES_DIR in path.parents
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "mechanism(name): the CKM_* mechanism a test exercises")
+    config.addinivalue_line("markers", "function(name): the C_* function a test exercises")
+    vendor_file = config.getoption("vendor")
+    if vendor_file is None and not any(_inside_suites(a) for a in config.args):
+        return
+    if vendor_file and config.args_source != pytest.Config.ArgsSource.ARGS:
+        config.args = [str(SUITES_DIR)]  # `pytest --vendor X` alone runs the whole suite
+    try:
+        vendor = load_vendor(vendor_file or REFERENCE_VENDOR, config.getoption("module"))
+        profiles = profiles_in_effect(vendor, config.getoption("profile"))
+        target = open_target(vendor)
+    except (ConfigError, TargetError) as exc:
+        pytest.exit(f"pkcs11-conformance: {exc}", returncode=2)
+    try:
+        if not hasattr(config, "workerinput"):
+            target.login_session()  # one login up front: a wrong PIN stops the whole run
+    except TargetError as exc:
+        target.close()
+        pytest.exit(f"pkcs11-conformance: {exc}", returncode=2)
+    results_path = config.getoption("results") or f"reports/{vendor.id}/results.json"
+    config.stash[RUN] = Run(vendor, profiles, target, Path(results_path), time.time())
+    config.pluginmanager.import_plugin("conformance.fixtures")
+    if not hasattr(config, "workerinput"):
+        config.stash[RECORDER] = recorder = Recorder()
+        config.pluginmanager.register(recorder, "pkcs11-conformance-recorder")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    run = config.stash.get(RUN, None)
+    if run is not None:
+        run.target.close()
+
+
+def pytest_report_header(config: pytest.Config) -> list[str] | None:
+    run = config.stash.get(RUN, None)
+    if run is None:
+        return None
+    info = run.target.info()
+    module, token = info["module"], info["token"]
+    return [
+        f"pkcs11-conformance {__version__}: vendor {run.vendor.id} ({run.vendor.source}), "
+        f"profiles {', '.join(p.id for p in run.profiles) or 'none'}",
+        f"module: {module['path']}: {module['manufacturer_id']} "
+        f"{module['library_description']} {module['library_version']}, "
+        f"Cryptoki {module['cryptoki_version']}",
+        f"token: {token['label']!r} {token['manufacturer_id']} {token['model']} "
+        f"serial {token['serial']}" + (" (throwaway)" if token["throwaway"] else ""),
+        "bindings: " + ", ".join(f"{k} {v}" for k, v in results.binding_versions().items()),
+    ]
+
+
+def _markers(item: pytest.Item, name: str) -> tuple[str, ...]:
+    return tuple(str(arg) for mark in item.iter_markers(name) for arg in mark.args)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    run = metafunc.config.stash.get(RUN, None)
+    if run is None:
+        return
+    mechanisms = [str(m.args[0]) for m in metafunc.definition.iter_markers("mechanism")]
+    for fixture, key in PARAMETER_FIXTURES.items():
+        if fixture not in metafunc.fixturenames or not mechanisms:
+            continue
+        values: list[Value | None] = list(
+            parameter_values(run.vendor, run.profiles, mechanisms[0], key))
+        # Neither claimed nor required: one case, which the outcome rule skips.
+        ids = [f"{fixture}={v}" for v in values] if values else [f"{fixture}=unclaimed"]
+        metafunc.parametrize(fixture, values or [None], ids=ids)
+
+
+def _case(item: pytest.Item, run: Run) -> Case:
+    path = Path(str(item.path)).relative_to(SUITES_DIR)
+    case_id = f"{path.as_posix()}::{item.name}"
+    callspec = getattr(item, "callspec", None)
+    given = callspec.params if callspec else {}
+    parameters = {PARAMETER_FIXTURES[k]: v for k, v in given.items()
+                  if k in PARAMETER_FIXTURES and v is not None}
+    mechanisms = _markers(item, "mechanism")
+    unclaimed = [k for k, v in given.items() if k in PARAMETER_FIXTURES and v is None]
+    decision = decide(run.vendor, run.profiles, case_id, mechanisms,
+                      _markers(item, "function"), parameters)
+    if unclaimed and decision.action == "run":  # defensive: an empty parameter list
+        decision = Decision("skip", decision.required_by,
+                            f"no {unclaimed[0]} claimed for {mechanisms[0]}")
+    doc = (getattr(item, "obj", None).__doc__ or "").strip()
+    return Case(case_id, path.parts[0], getattr(item, "originalname", item.name), mechanisms,
+                _markers(item, "function"), parameters, doc.split(":")[0] if doc else "",
+                decision)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """All gating happens here, by the outcome rule, before -k/-m deselection."""
+    run = config.stash.get(RUN, None)
+    if run is None:
+        return
+    matched: set[str] = set()
+    for item in items:
+        if not (SUITES_DIR in Path(str(item.path)).parents):
+            continue
+        case = _case(item, run)
+        item.stash[CASE] = case
+        item.user_properties.append((PAYLOAD, case.payload()))
+        decision = case.decision
+        if decision.deviation:
+            matched.add(decision.deviation.test)
+        if decision.action == "skip":
+            item.add_marker(pytest.mark.skip(reason=decision.reason))
+        elif decision.deviation and decision.action == "run":
+            item.add_marker(pytest.mark.xfail(
+                strict=True,
+                reason=f"known deviation: {decision.deviation.reason} ({decision.deviation.url})"))
+    for deviation in run.vendor.known_deviations:
+        if deviation.test not in matched:
+            warnings.warn(pytest.PytestWarning(
+                f"{run.vendor.source}: known_deviations: {deviation.test!r} matches no test"),
+                stacklevel=1)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> bool | None:
+    """A required but unclaimed case fails without running: nothing to set up."""
+    case = item.stash.get(CASE, None)
+    if case is None or case.decision.action != "fail":
+        return None
+    ihook = item.ihook
+    ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
+    keywords = {name: 1 for name in item.keywords}
+    for when, outcome in (("setup", "passed"), ("call", "failed"), ("teardown", "passed")):
+        longrepr = case.decision.reason if outcome == "failed" else None
+        report = TestReport(item.nodeid, item.location, keywords, outcome, longrepr, when,
+                            user_properties=list(item.user_properties))
+        ihook.pytest_runtest_logreport(report=report)
+    ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
+    return True
+
+
+class Recorder:
+    """Collects every phase of every case, in the process that writes the results (the
+    xdist controller, or the only process). Reports from xdist workers arrive here too.
+
+    The case metadata travels in user_properties and is taken out before other plugins
+    see the report, so JUnit XML stays plain xunit2."""
+
+    def __init__(self) -> None:
+        self.cases: dict[str, dict[str, Any]] = {}
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        payload = next((v for k, v in report.user_properties if k == PAYLOAD), None)
+        if payload is None:
+            return
+        report.user_properties = [(k, v) for k, v in report.user_properties if k != PAYLOAD]
+        results.record_phase(self.cases, json.loads(str(payload)), report)
+
+
+RECORDER = pytest.StashKey[Recorder]()
+VERDICTS = pytest.StashKey[list[dict[str, Any]]]()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    config = session.config
+    run = config.stash.get(RUN, None)
+    if run is None or RECORDER not in config.stash or run.results_path is None:
+        return
+    run_info = results.run_info(run.vendor, run.profiles, run.target.info(), run.started,
+                                config.invocation_params.args)
+    records = results.finish_records(config.stash[RECORDER].cases)
+    results.write(run.results_path, run_info, records)
+    config.stash[VERDICTS] = results.verdicts(run_info, records)
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    run, verdicts = config.stash.get(RUN, None), config.stash.get(VERDICTS, None)
+    if run is None or verdicts is None:
+        return
+    terminalreporter.write_sep("=", "pkcs11-conformance verdicts")
+    terminalreporter.write_line(f"results: {run.results_path}")
+    for line in results.verdict_lines(verdicts):
+        terminalreporter.write_line(line)

@@ -1,0 +1,117 @@
+"""The module and token under test, opened once per process through python-pkcs11."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import pkcs11
+from pkcs11.exceptions import NoSuchToken, PinIncorrect, PKCS11Error
+
+from .model import Vendor
+from .provisioning import ProvisioningError, SoftHSM2Token, provisioner
+
+
+class TargetError(Exception):
+    """The module or token could not be reached; the message says what was tried."""
+
+
+class WrongPin(TargetError):
+    """CKR_PIN_INCORRECT: the run stops here and never retries, so no token is locked."""
+
+
+@dataclass
+class Target:
+    vendor: Vendor
+    lib: Any
+    token: Any
+    throwaway: SoftHSM2Token | None = None
+    _session: Any = field(default=None, repr=False)
+
+    @property
+    def user_pin(self) -> str:
+        name = self.vendor.token.user_pin_env
+        if name not in os.environ:
+            raise TargetError(f"{self.vendor.source}: token.user_pin_env: environment "
+                              f"variable {name} is not set (the user PIN comes only from it)")
+        return os.environ[name]
+
+    def login_session(self) -> Any:
+        """This process's one logged-in RW session, kept open for the whole run.
+
+        Login state belongs to the process, and closing the session that logged in logs
+        every session out; so log in exactly once, and stop at the first wrong PIN.
+        """
+        if self._session is None:
+            try:
+                self._session = self.token.open(rw=True, user_pin=self.user_pin)
+            except PinIncorrect:
+                raise WrongPin(
+                    f"C_Login on token {self.vendor.token.label!r} returned CKR_PIN_INCORRECT "
+                    f"for the PIN in ${self.vendor.token.user_pin_env}; stopping without "
+                    "retrying so the token is not locked") from None
+        return self._session
+
+    def info(self) -> dict[str, Any]:
+        """C_GetInfo and C_GetTokenInfo as recorded in results and the report header."""
+        token = self.token
+        return {
+            "module": {
+                "path": self.vendor.module.path,
+                "cryptoki_version": ".".join(map(str, self.lib.cryptoki_version)),
+                "manufacturer_id": self.lib.manufacturer_id,
+                "library_description": self.lib.library_description,
+                "library_version": ".".join(map(str, self.lib.library_version)),
+            },
+            "token": {
+                "label": token.label,
+                "manufacturer_id": token.manufacturer_id,
+                "model": token.model,
+                "serial": token.serial.decode("ascii", "replace").strip(),
+                "flags": int(token.flags),
+                "hardware_version": ".".join(map(str, token.hardware_version)),
+                "firmware_version": ".".join(map(str, token.firmware_version)),
+                "throwaway": self.throwaway is not None,
+            },
+        }
+
+    def close(self) -> None:
+        if self._session is not None:
+            try:
+                self._session.close()
+            except PKCS11Error:
+                pass  # the module is going away with the process anyway
+            self._session = None
+        if self.throwaway is not None:
+            self.throwaway.remove()
+
+
+def open_target(vendor: Vendor) -> Target:
+    """Provision the token if the vendor file says it is a throwaway, load the module,
+    find the token by label."""
+    throwaway = provisioner(vendor.token)
+    if throwaway is not None:
+        try:
+            throwaway.create()
+        except ProvisioningError as exc:
+            raise TargetError(f"{vendor.source}: token.{exc}") from None
+    try:
+        try:
+            lib = pkcs11.lib(vendor.module.path)
+        except PKCS11Error as exc:
+            raise TargetError(f"{vendor.source}: module.path: cannot load "
+                              f"{vendor.module.path!r} as a PKCS#11 module: {exc}") from None
+        try:
+            token = lib.get_token(token_label=vendor.token.label)
+        except NoSuchToken:
+            labels = sorted(t.label for t in lib.get_tokens())
+            raise TargetError(
+                f"{vendor.source}: token.label: no token labelled {vendor.token.label!r} in "
+                f"{vendor.module.path} (tokens present: {', '.join(map(repr, labels)) or 'none'})"
+            ) from None
+    except BaseException:
+        if throwaway is not None:
+            throwaway.remove()
+        raise
+    return Target(vendor, lib, token, throwaway)
