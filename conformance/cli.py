@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 
 from . import __version__, results
-from .plugin import SUITES_DIR
 from .loading import REFERENCE_VENDOR, ConfigError, load_vendor, profiles_in_effect
+from .plugin import SUITES_DIR
 from .report import write_vendor_report
 
 USAGE_ERROR = 2
@@ -90,7 +90,7 @@ def _run(args: argparse.Namespace, pytest_args: list[str]) -> int:
         for written in write_vendor_report(document, out):
             print(f"pkcs11-conformance: wrote {written}")
         worst = max(worst, _outcome(document))
-    for path, vendor in checked:
+    for _, vendor in checked:
         results_file = args.output / vendor.id / "results.json"
         if results_file.exists():
             print(f"\n{vendor.id}: " + ("\n" + " " * (len(vendor.id) + 2)).join(

@@ -8,6 +8,7 @@ exception naming the call, and the test process lives on.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 from collections.abc import Iterator
@@ -45,7 +46,8 @@ def _serve(conn: Connection, path: str, label: str, pin_env: str) -> None:
         name, args = request
         try:
             if name == "login_user":  # the PIN stays in this process's environment
-                result = module.login(args[0], raw.CKU_USER, os.environ[pin_env].encode())
+                module.login(args[0], raw.CKU_USER, os.environ[pin_env].encode())
+                result = None
             else:
                 result = getattr(module, name)(*args)
             conn.send(("ok", result))
@@ -101,16 +103,19 @@ def raw_module(target: Target) -> Iterator[RawModule]:
     try:
         if not parent.poll(CALL_TIMEOUT):
             raise ModuleTimedOut("loading the module did not finish in time")
-        slot = parent.recv()
+        try:
+            slot = parent.recv()
+        except EOFError:
+            process.join(5)
+            raise ModuleCrashed("the module process died while loading and initializing "
+                                f"the module (exit code {process.exitcode})") from None
         if slot is None:
             raise RuntimeError(f"token {token.label!r} not found by the child process")
         yield RawModule(parent, process, slot)
     finally:
         if process.is_alive():
-            try:
+            with contextlib.suppress(OSError):
                 parent.send(None)
-            except OSError:
-                pass
             process.join(10)
             if process.is_alive():
                 process.kill()

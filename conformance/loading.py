@@ -128,7 +128,8 @@ class _Reader:
 
     def schema_and_id(self, data: Mapping[str, Any], id_key: str) -> str:
         if data["schema"] != SCHEMA:
-            self.fail("schema", f"unsupported schema {data['schema']!r} (this suite reads {SCHEMA})")
+            self.fail("schema",
+                      f"unsupported schema {data['schema']!r} (this suite reads {SCHEMA})")
         ident = self.string(data, id_key)
         if not _ID.match(ident):
             self.fail(id_key, f"{ident!r} is not a kebab-case id")

@@ -12,7 +12,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from _pytest.reports import TestReport
@@ -195,7 +195,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return
     matched: set[str] = set()
     for item in items:
-        if not (SUITES_DIR in Path(str(item.path)).parents):
+        if SUITES_DIR not in Path(str(item.path)).parents:
             continue
         case = _case(item, run)
         item.stash[CASE] = case
@@ -224,12 +224,16 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
         return None
     ihook = item.ihook
     ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
-    keywords = {name: 1 for name in item.keywords}
-    for when, outcome in (("setup", "passed"), ("call", "failed"), ("teardown", "passed")):
+    keywords: dict[str, Literal[1]] = {name: 1 for name in item.keywords}
+    phases: tuple[tuple[Literal["setup", "call", "teardown"], Literal["passed", "failed"]], ...]
+    phases = (("setup", "passed"), ("call", "failed"), ("teardown", "passed"))
+    for when, outcome in phases:
         longrepr = case.decision.reason if outcome == "failed" else None
         report = TestReport(item.nodeid, item.location, keywords, outcome, longrepr, when,
                             user_properties=list(item.user_properties))
         ihook.pytest_runtest_logreport(report=report)
+    # Tear down what the next item does not need, as pytest's own protocol does.
+    item.session._setupstate.teardown_exact(nextitem)
     ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
     return True
 

@@ -312,6 +312,16 @@ class CK_INFO(_Struct):
     ]
 
 
+class CK_SLOT_INFO(_Struct):
+    _fields_ = [
+        ("slotDescription", CK_BYTE * 64),
+        ("manufacturerID", CK_BYTE * 32),
+        ("flags", CK_ULONG),
+        ("hardwareVersion", CK_VERSION),
+        ("firmwareVersion", CK_VERSION),
+    ]
+
+
 class CK_TOKEN_INFO(_Struct):
     _fields_ = [
         ("label", CK_BYTE * 32),
@@ -498,6 +508,17 @@ class Info:
 
 
 @dataclass(frozen=True)
+class SlotInfo:
+    """CK_SLOT_INFO (C_GetSlotInfo), blank padding stripped."""
+
+    slot_description: str
+    manufacturer_id: str
+    flags: int
+    hardware_version: tuple[int, int]
+    firmware_version: tuple[int, int]
+
+
+@dataclass(frozen=True)
 class TokenInfo:
     """CK_TOKEN_INFO (C_GetTokenInfo), blank padding stripped."""
 
@@ -590,6 +611,10 @@ class Module:
         self._init_args: CK_C_INITIALIZE_ARGS | None = None
         self._init_reserved: Any = None
 
+    def null_functions(self) -> list[str]:
+        """The functions whose entry in the function list is a NULL pointer."""
+        return [name for name in FUNCTION_NAMES if not getattr(self._list, name)]
+
     @property
     def function_list_version(self) -> tuple[int, int]:
         """The CK_VERSION at the head of the function list (2.40 lists say (2, 40))."""
@@ -669,6 +694,17 @@ class Module:
             if rv != CKR_OK:
                 raise CKRError("C_GetSlotList", rv)
             return [int(s) for s in slots[: count.value]]
+
+    def get_slot_info(self, slot: int) -> SlotInfo:
+        s = CK_SLOT_INFO()
+        self._check("C_GetSlotInfo", slot, byref(s))
+        return SlotInfo(
+            slot_description=_text(s.slotDescription),
+            manufacturer_id=_text(s.manufacturerID),
+            flags=int(s.flags),
+            hardware_version=_version(s.hardwareVersion),
+            firmware_version=_version(s.firmwareVersion),
+        )
 
     def get_token_info(self, slot: int) -> TokenInfo:
         t = CK_TOKEN_INFO()

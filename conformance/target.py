@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -78,10 +79,8 @@ class Target:
 
     def close(self) -> None:
         if self._session is not None:
-            try:
+            with contextlib.suppress(PKCS11Error):  # the module goes with the process anyway
                 self._session.close()
-            except PKCS11Error:
-                pass  # the module is going away with the process anyway
             self._session = None
         if self.throwaway is not None:
             self.throwaway.remove()

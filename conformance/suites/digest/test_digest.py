@@ -26,8 +26,8 @@ DATA = pytest.mark.parametrize("data", list(INPUTS.values()), ids=list(INPUTS))
 @DIGESTS
 @pytest.mark.function("C_Digest")
 def test_digest_single_part_matches_hashlib(session, mechanism_name, data):
-    """PKCS#11 v2.40 base §5.10.2 C_Digest, curr §2: a single-part digest equals the
-    algorithm's definition (checked against hashlib)."""
+    """PKCS#11 v2.40 base §5.10.2 C_Digest: a single-part digest with a SHA-1, SHA-2 or
+    SHA-3 digest mechanism equals the algorithm's definition (checked against hashlib)."""
     got = session.digest(data, mechanism=mechanism(mechanism_name))
     expected = hashlib.new(HASHLIB[mechanism_name], data).digest()
     assert got == expected, (

@@ -80,7 +80,8 @@ def test_token_info_counts_are_consistent(raw):
     for name, value, limit in pairs:
         if UNAVAILABLE in (value, limit) or limit == 0:
             continue
-        assert value <= limit, f"C_GetTokenInfo {name} must not exceed its maximum: {value} > {limit}"
+        assert value <= limit, (
+            f"C_GetTokenInfo {name} must not exceed its maximum: {value} > {limit}")
 
 
 @pytest.mark.function("C_GetTokenInfo")

@@ -32,7 +32,8 @@ def test_session_info_after_open(raw, kind):
     assert info.state == PUBLIC[kind], (
         f"state must be {STATE_NAMES[PUBLIC[kind]]} after C_OpenSession: got "
         f"{STATE_NAMES.get(info.state, info.state)}")
-    assert info.flags & ck.CKF_SERIAL_SESSION, f"flags must have CKF_SERIAL_SESSION: {info.flags:#x}"
+    assert info.flags & ck.CKF_SERIAL_SESSION, (
+        f"flags must have CKF_SERIAL_SESSION: {info.flags:#x}")
     assert bool(info.flags & ck.CKF_RW_SESSION) == (kind == "rw"), (
         f"CKF_RW_SESSION must be {'set' if kind == 'rw' else 'clear'} in a {kind} session: "
         f"flags {info.flags:#x}")
@@ -41,7 +42,7 @@ def test_session_info_after_open(raw, kind):
 @EACH_KIND
 @pytest.mark.function("C_Login")
 def test_session_state_after_login(raw, kind):
-    """PKCS#11 v2.40 base §5.6.7 C_Login, §4 session states: after the user logs in, a
+    """PKCS#11 v2.40 base §5.6.7 C_Login, §3.3 CK_STATE: after the user logs in, a
     session is in the user-functions state of its kind."""
     session = raw.open_session(raw.slot, KINDS[kind])
     raw.login_user(session)

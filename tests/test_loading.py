@@ -1,0 +1,166 @@
+"""Vendor and profile files: every mistake is one line naming the file, key and problem."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from conformance.loading import ConfigError, load_profile, load_vendor, resolve_profile
+
+GOOD_VENDOR = """\
+schema: 1
+vendor: acme-hsm
+title: ACME HSM
+module: {path: /usr/lib/softhsm/libsofthsm2.so, expect_library_version: "2.6"}
+token: {label: conformance, user_pin_env: PKCS11_USER_PIN, provision: softhsm2}
+profiles: [ca-root-key]
+functions: [C_GetInfo]
+claims:
+  CKM_SHA256: {}
+  CKM_RSA_PKCS_KEY_PAIR_GEN: {key_sizes: [2048, 3072]}
+known_deviations:
+  - {test: "digest/*", url: "https://example.org/bug/1", reason: "a reason"}
+"""
+
+# (what is wrong, text replaced in GOOD_VENDOR -> new text, key named, problem named)
+VENDOR_MISTAKES = [
+    ("unknown mechanism", "CKM_SHA256: {}", "CKM_SHA265: {}", "claims.CKM_SHA265",
+     "unknown mechanism (did you mean CKM_SHA256?)"),
+    ("unknown top-level key", "title: ACME HSM", "title: ACME HSM\ncolour: red", "colour",
+     "unknown key"),
+    ("missing required key", "title: ACME HSM\n", "", "title", "missing required key"),
+    ("id differs from file stem", "vendor: acme-hsm", "vendor: other-hsm", "vendor",
+     "differs from the file name"),
+    ("id not kebab-case", "vendor: acme-hsm", "vendor: Acme_HSM", "vendor",
+     "not a kebab-case id"),
+    ("wrong schema", "schema: 1", "schema: 2", "schema", "unsupported schema"),
+    ("missing module file", "/usr/lib/softhsm/libsofthsm2.so", "/nonexistent/lib.so",
+     "module.path", "does not exist"),
+    ("unset variable in module path", "/usr/lib/softhsm/libsofthsm2.so",
+     '"${NO_SUCH_VARIABLE_X}/lib.so"', "module.path", "NO_SUCH_VARIABLE_X is not set"),
+    ("deviation without url", 'url: "https://example.org/bug/1", ', "", "known_deviations[0].url",
+     "missing required key"),
+    ("deviation url not a link", "https://example.org/bug/1", "see the bug tracker",
+     "known_deviations[0].url", "is not a link"),
+    ("key sizes not a list", "{key_sizes: [2048, 3072]}", "{key_sizes: 2048}",
+     "claims.CKM_RSA_PKCS_KEY_PAIR_GEN.key_sizes", "expected a list"),
+    ("key size of wrong type", "[2048, 3072]", "[2048, big]",
+     "claims.CKM_RSA_PKCS_KEY_PAIR_GEN.key_sizes[1]", "expected a int, got a string"),
+    ("unknown claim parameter", "{key_sizes: [2048, 3072]}", "{modulus: [2048]}",
+     "claims.CKM_RSA_PKCS_KEY_PAIR_GEN.modulus", "unknown parameter"),
+    ("unknown curve", "CKM_SHA256: {}", "CKM_ECDSA: {curves: [p256]}",
+     "claims.CKM_ECDSA.curves[0]", "unknown value 'p256'"),
+    ("duplicate value", "[2048, 3072]", "[2048, 2048]",
+     "claims.CKM_RSA_PKCS_KEY_PAIR_GEN.key_sizes", "lists a value twice"),
+    ("unknown function", "[C_GetInfo]", "[C_GetInfos]", "functions[0]",
+     "unknown function 'C_GetInfos' (did you mean C_GetInfo?)"),
+    ("unknown profile", "[ca-root-key]", "[ca-root]", "profiles[0]", "unknown profile 'ca-root'"),
+    ("unknown provisioner", "provision: softhsm2", "provision: yes-please", "token.provision",
+     "unknown provisioner"),
+    ("PIN given instead of a variable name", "user_pin_env: PKCS11_USER_PIN",
+     "user_pin_env: '1234 5678'", "token.user_pin_env", "is not an environment variable name"),
+    ("version not quoted", 'expect_library_version: "2.6"', "expect_library_version: 2.6",
+     "module.expect_library_version", "expected a quoted version string"),
+    ("duplicate key", "title: ACME HSM", "title: ACME HSM\ntitle: Again", "",
+     "duplicate key 'title'"),
+    ("broken YAML", "claims:\n", "claims: [\n", "", "not valid YAML: line"),
+    ("not a mapping", GOOD_VENDOR, "- just\n- a list\n", "", "expected a mapping"),
+    ("claims not a mapping",
+     "  CKM_SHA256: {}\n  CKM_RSA_PKCS_KEY_PAIR_GEN: {key_sizes: [2048, 3072]}\n",
+     "  - CKM_SHA256\n", "claims", "expected a mapping, got a list"),
+]
+
+
+@pytest.mark.parametrize(("old", "new", "key", "problem"),
+                         [m[1:] for m in VENDOR_MISTAKES], ids=[m[0] for m in VENDOR_MISTAKES])
+def test_vendor_mistake_is_named(write, old, new, key, problem):
+    assert old in GOOD_VENDOR
+    path = write("acme-hsm.yaml", GOOD_VENDOR.replace(old, new, 1))
+    with pytest.raises(ConfigError) as caught:
+        load_vendor(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: "), message
+    assert key in message and problem in message, message
+    assert "\n" not in message
+
+
+def test_good_vendor_loads(write):
+    vendor = load_vendor(write("acme-hsm.yaml", GOOD_VENDOR))
+    assert vendor.claims["CKM_RSA_PKCS_KEY_PAIR_GEN"] == {"key_sizes": (2048, 3072)}
+    assert vendor.known_deviations[0].matches("digest/test_digest.py::test_x[CKM_SHA256]")
+    assert vendor.token.provision == "softhsm2"
+
+
+def test_module_override_replaces_path(write):
+    path = write("acme-hsm.yaml", GOOD_VENDOR.replace("/usr/lib/softhsm/libsofthsm2.so",
+                                                      "/nonexistent.so"))
+    with pytest.raises(ConfigError, match="--module: module file '/also/missing.so'"):
+        load_vendor(path, "/also/missing.so")
+
+
+def test_missing_file_is_named(tmp_path):
+    with pytest.raises(ConfigError, match="missing.yaml: file not found"):
+        load_vendor(tmp_path / "missing.yaml")
+
+
+GOOD_PROFILE = """\
+schema: 1
+profile: tiny
+title: Tiny
+source: nowhere in particular
+functions: [C_GetInfo]
+objects: [CKO_PROFILE]
+required:
+  CKM_SHA256: {}
+optional:
+  CKM_SHA512: {}
+"""
+
+PROFILE_MISTAKES = [
+    ("unknown object class", "[CKO_PROFILE]", "[CKO_PROFILES]", "objects[0]",
+     "unknown object class"),
+    ("required and optional", "CKM_SHA512: {}", "CKM_SHA256: {}", "optional.CKM_SHA256",
+     "also listed under required"),
+    ("unknown mechanism", "CKM_SHA512: {}", "CKM_SHA1024: {}", "optional.CKM_SHA1024",
+     "unknown mechanism"),
+    ("id differs from stem", "profile: tiny", "profile: small", "profile",
+     "differs from the file name"),
+]
+
+
+@pytest.mark.parametrize(("old", "new", "key", "problem"),
+                         [m[1:] for m in PROFILE_MISTAKES], ids=[m[0] for m in PROFILE_MISTAKES])
+def test_profile_mistake_is_named(write, old, new, key, problem):
+    path = write("tiny.yaml", GOOD_PROFILE.replace(old, new, 1))
+    with pytest.raises(ConfigError) as caught:
+        load_profile(path)
+    assert f"{path}: {key}: " in str(caught.value) and problem in str(caught.value)
+
+
+def test_unknown_profile_option_lists_known_ones():
+    known = r"--profile: unknown profile 'nope' \(known: .*ca-root-key"
+    with pytest.raises(ConfigError, match=known):
+        resolve_profile("nope")
+
+
+def test_every_shipped_file_loads():
+    from conformance.loading import REFERENCE_VENDOR, available_profiles
+
+    for path in available_profiles().values():
+        load_profile(path)
+    vendor = load_vendor(REFERENCE_VENDOR)
+    assert vendor.id == "softhsm2" and vendor.token.provision == "softhsm2"
+
+
+@pytest.mark.parametrize("args", [["run", "{bad}"], ["run", "--profile", "nope"]],
+                         ids=["bad vendor file", "unknown profile"])
+def test_cli_reports_config_error_without_traceback(write, args):
+    bad = write("acme-hsm.yaml", GOOD_VENDOR.replace("CKM_SHA256: {}", "CKM_SHA265: {}"))
+    argv = [a.replace("{bad}", str(bad)) for a in args]
+    done = subprocess.run([sys.executable, "-m", "conformance.cli", *argv],
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr and done.stderr.startswith("pkcs11-conformance: ")
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr

@@ -1,0 +1,86 @@
+"""The outcome rule: claims decide what runs, profiles decide what counts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from conformance.model import (
+    KnownDeviation,
+    ModuleSpec,
+    Profile,
+    TokenSpec,
+    Vendor,
+    decide,
+    parameter_values,
+)
+
+
+def vendor(claims, functions=(), deviations=()):
+    return Vendor("acme", "ACME", Path("acme.yaml"), ModuleSpec("/lib.so"),
+                  TokenSpec("t", "PIN"), (), frozenset(functions), claims, tuple(deviations))
+
+
+def profile(required=None, optional=None, functions=()):
+    return Profile("p", "P", Path("p.yaml"), "ref", frozenset(functions), frozenset(),
+                   required or {}, optional or {})
+
+
+KEYGEN = "CKM_RSA_PKCS_KEY_PAIR_GEN"
+
+
+def test_required_and_claimed_runs_as_required():
+    d = decide(vendor({KEYGEN: {"key_sizes": (3072,)}}), (profile({KEYGEN: {}}),), "c",
+               (KEYGEN,), (), {"key_sizes": 3072})
+    assert (d.action, d.required_by, d.expected_status) == ("run", ("p",), "PASS")
+
+
+def test_required_but_unclaimed_variant_fails_with_reason():
+    d = decide(vendor({KEYGEN: {"key_sizes": (2048,)}}),
+               (profile({KEYGEN: {"key_sizes": (3072, 4096)}}),), "c", (KEYGEN,), (),
+               {"key_sizes": 4096})
+    assert d.action == "fail"
+    assert d.reason == (f"{KEYGEN} (key_sizes=4096) required by profile p, "
+                        "not claimed by vendor acme")
+
+
+def test_optional_unclaimed_skips_with_reason():
+    d = decide(vendor({}), (profile(optional={"CKM_SHA256": {}}),), "c", ("CKM_SHA256",),
+               (), {})
+    assert (d.action, d.requirement, d.reason) == (
+        "skip", "optional", "CKM_SHA256 not claimed by vendor acme")
+
+
+def test_claimed_but_not_in_any_profile_runs_as_optional():
+    d = decide(vendor({"CKM_SHA256": {}}), (), "c", ("CKM_SHA256",), (), {})
+    assert (d.action, d.requirement) == ("run", "optional")
+
+
+def test_profile_value_list_limits_what_is_required():
+    p = profile({KEYGEN: {"key_sizes": (3072,)}})
+    d = decide(vendor({KEYGEN: {"key_sizes": (2048, 3072)}}), (p,), "c", (KEYGEN,), (),
+               {"key_sizes": 2048})
+    assert (d.action, d.requirement) == ("run", "optional")
+
+
+def test_required_function_not_claimed_fails():
+    d = decide(vendor({}), (profile(functions=("C_GetInfo",)),), "c", (), ("C_GetInfo",), {})
+    assert d.action == "fail" and "C_GetInfo required by profile p" in d.reason
+
+
+def test_prerequisite_mechanism_must_be_claimed_too():
+    d = decide(vendor({"CKM_SHA256_RSA_PKCS": {}}), (), "c",
+               ("CKM_SHA256_RSA_PKCS", KEYGEN), (), {})
+    assert d.action == "skip" and KEYGEN in d.reason
+
+
+def test_known_deviation_is_expected_failure_with_link():
+    dev = KnownDeviation("digest/*", "https://example.org/1", "broken")
+    d = decide(vendor({"CKM_SHA256": {}}, deviations=[dev]), (), "digest/test_d.py::t[x]",
+               ("CKM_SHA256",), (), {})
+    assert (d.action, d.deviation, d.expected_status) == ("run", dev, "FAIL")
+
+
+def test_parameter_values_are_the_sorted_union_of_claims_and_profiles():
+    v = vendor({KEYGEN: {"key_sizes": (4096, 2048)}})
+    p = profile({KEYGEN: {"key_sizes": (3072,)}}, {KEYGEN: {"key_sizes": (1024,)}})
+    assert parameter_values(v, (p,), KEYGEN, "key_sizes") == [1024, 2048, 3072, 4096]

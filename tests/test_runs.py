@@ -1,0 +1,156 @@
+"""End-to-end runs against real SoftHSM2 tokens: the CLI, the plugin, their artefacts."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+from conftest import REPO, SOFTHSM2
+
+CLI = [sys.executable, "-m", "conformance.cli"]
+
+
+def statuses(results: Path) -> dict[str, str]:
+    return {c["id"]: c["status"] for c in json.loads(results.read_text())["cases"]}
+
+
+@pytest.fixture(scope="module")
+def reference_run(tmp_path_factory):
+    """`pkcs11-conformance run` with no vendor file: SoftHSM2 in a throwaway token."""
+    out = tmp_path_factory.mktemp("reference")
+    done = subprocess.run([*CLI, "run", "--output", str(out), "-n", "2",
+                           "--junitxml", str(out / "junit.xml"),
+                           "--alluredir", str(out / "allure")],
+                          capture_output=True, text=True, check=False, cwd=out)
+    return done, out
+
+
+def test_reference_run_writes_results_and_reports(reference_run):
+    done, out = reference_run
+    document = json.loads((out / "softhsm2" / "results.json").read_text())
+    assert done.returncode == (0 if all(v["status"] == "met" for v in document["verdicts"])
+                               else 1), done.stdout + done.stderr
+    for name in ("report.md", "index.html"):
+        assert (out / "softhsm2" / name).stat().st_size > 1000
+    assert document["summary"]["PASS"] > 50
+    info = document["run_info"]
+    assert info["module"]["library_description"] and info["token"]["throwaway"] is True
+    assert {p["id"] for p in info["profiles"]} >= {"baseline-provider", "ca-root-key"}
+    # the run ends with one verdict line per profile
+    tail = done.stdout.strip().splitlines()[-len(info["profiles"]):]
+    assert [line.split(":")[0].strip().split()[-1] for line in tail] == [
+        p["id"] for p in info["profiles"]], done.stdout
+
+
+def test_reference_run_meets_every_expectation(reference_run):
+    """Every failure on SoftHSM2 is a known deviation with a link; nothing broke."""
+    _, out = reference_run
+    for case in json.loads((out / "softhsm2" / "results.json").read_text())["cases"]:
+        expected = {"FAIL": "XFAIL"}.get(case["expected_status"], case["expected_status"])
+        assert case["status"] == expected, case
+        assert case["spec"].startswith(("PKCS#11", "Vendor declaration")), case["id"]
+        if case["status"] == "XFAIL":
+            assert case["known_deviation"]["url"].startswith("https://")
+
+
+def test_junit_is_plain_and_allure_written(reference_run):
+    _, out = reference_run
+    root = ET.parse(out / "junit.xml").getroot()
+    assert root.tag == "testsuites" and int(root[0].get("tests")) > 50
+    assert "pkcs11_conformance" not in (out / "junit.xml").read_text()
+    assert list((out / "allure").glob("*-result.json"))
+
+
+def test_plugin_and_cli_produce_the_same_results(reference_run, tmp_path):
+    """`pytest --vendor vendors/softhsm2.yaml -n 2` runs the same cases to the same ends."""
+    _, out = reference_run
+    results = tmp_path / "results.json"
+    done = subprocess.run([sys.executable, "-m", "pytest", "--vendor",
+                           str(REPO / "vendors" / "softhsm2.yaml"), "-n", "2", "-q",
+                           "--results", str(results)],
+                          capture_output=True, text=True, check=False, cwd=REPO)
+    assert results.exists(), done.stdout + done.stderr
+    assert statuses(results) == statuses(out / "softhsm2" / "results.json")
+
+
+@pytest.fixture
+def standing_token(tmp_path, monkeypatch):
+    """A SoftHSM2 token that is not a throwaway (the suite must not initialize it)."""
+    conf = tmp_path / "softhsm2.conf"
+    (tmp_path / "tokens").mkdir()
+    conf.write_text(f"directories.tokendir = {tmp_path / 'tokens'}\n"
+                    "objectstore.backend = file\nlog.level = ERROR\n")
+    monkeypatch.setenv("SOFTHSM2_CONF", str(conf))
+    subprocess.run(["softhsm2-util", "--init-token", "--free", "--label", "standing",
+                    "--so-pin", "so-secret-4711", "--pin", "user-secret-4711"],
+                   check=True, capture_output=True)
+    vendor = tmp_path / "standing.yaml"
+    vendor.write_text(
+        "schema: 1\nvendor: standing\ntitle: Standing token\n"
+        f"module: {{path: {SOFTHSM2}}}\n"
+        "token: {label: standing, user_pin_env: STANDING_PIN}\n"
+        "functions: [C_Digest, C_DigestUpdate]\nclaims: {CKM_SHA256: {}}\n")
+    return vendor
+
+
+def test_wrong_pin_stops_the_run_at_once(standing_token, tmp_path, monkeypatch):
+    monkeypatch.setenv("STANDING_PIN", "wrong-guess-0815")
+    done = subprocess.run([*CLI, "run", str(standing_token), "--output", str(tmp_path / "o")],
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "CKR_PIN_INCORRECT" in done.stdout + done.stderr
+    assert "wrong-guess-0815" not in done.stdout + done.stderr
+    assert not (tmp_path / "o" / "standing" / "results.json").exists()
+
+
+def test_pin_never_reaches_an_artefact(standing_token, tmp_path, monkeypatch):
+    monkeypatch.setenv("STANDING_PIN", "user-secret-4711")
+    out = tmp_path / "o"
+    done = subprocess.run([*CLI, "run", str(standing_token), "--output", str(out),
+                           "-k", "digest", "--junitxml", str(out / "junit.xml")],
+                          capture_output=True, text=True, check=False)
+    assert (out / "standing" / "results.json").exists(), done.stdout + done.stderr
+    assert "user-secret-4711" not in done.stdout + done.stderr
+    for path in out.rglob("*"):
+        if path.is_file():
+            assert "user-secret-4711" not in path.read_text(errors="replace"), path
+
+
+@pytest.mark.parametrize(("change", "expected"), [
+    ({"label": "no-such-token"}, "no token labelled 'no-such-token'"),
+    ({"module": "/etc/hostname"}, "cannot load '/etc/hostname' as a PKCS#11 module"),
+    ({"pin_env": None}, "environment variable STANDING_PIN is not set"),
+], ids=["unknown token label", "not a PKCS#11 module", "PIN variable unset"])
+def test_unreachable_target_is_a_clear_error(standing_token, tmp_path, monkeypatch, change,
+                                             expected):
+    if change.get("pin_env", "") is None:
+        monkeypatch.delenv("STANDING_PIN", raising=False)
+    else:
+        monkeypatch.setenv("STANDING_PIN", "user-secret-4711")
+    text = standing_token.read_text().replace("label: standing",
+                                              f"label: {change.get('label', 'standing')}")
+    standing_token.write_text(text)
+    args = ["--module", change["module"]] if "module" in change else []
+    done = subprocess.run([*CLI, "run", str(standing_token), *args,
+                           "--output", str(tmp_path / "o")],
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert expected in done.stdout + done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_standing_token_is_never_initialized(standing_token, tmp_path, monkeypatch):
+    """A run against a token that is not a throwaway leaves its objects alone and its
+    PINs working: the token file set is the same before and after."""
+    monkeypatch.setenv("STANDING_PIN", "user-secret-4711")
+    tokens = Path(os.environ["SOFTHSM2_CONF"]).parent / "tokens"
+    before = sorted(p.name for p in tokens.rglob("*"))
+    done = subprocess.run([*CLI, "run", str(standing_token), "--output", str(tmp_path / "o")],
+                          capture_output=True, text=True, check=False)
+    assert done.returncode in (0, 1), done.stdout + done.stderr
+    assert sorted(p.name for p in tokens.rglob("*")) == before
