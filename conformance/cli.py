@@ -93,9 +93,10 @@ def _run(args: argparse.Namespace, pytest_args: list[str]) -> int:
     for _, vendor in checked:
         results_file = args.output / vendor.id / "results.json"
         if results_file.exists():
-            print(f"\n{vendor.id}: " + ("\n" + " " * (len(vendor.id) + 2)).join(
-                results.verdict_lines(results.load(results_file)["verdicts"])
-                or ["no profiles declared"]))
+            lines = results.verdict_lines(results.load(results_file)["verdicts"])
+            print(f"\n{vendor.id} ({vendor.title}):")
+            for line in lines or ["no profiles declared"]:
+                print(f"  {line}")
     return worst
 
 

@@ -9,12 +9,19 @@ import pytest
 
 from .isolation import RawModule, raw_module
 from .plugin import RUN
+from .model import Profile
 from .target import Target
 
 
 @pytest.fixture(scope="session")
 def target(request: pytest.FixtureRequest) -> Target:
     return request.config.stash[RUN].target
+
+
+@pytest.fixture(scope="session")
+def profiles(request: pytest.FixtureRequest) -> tuple[Profile, ...]:
+    """The profiles this run judges against."""
+    return request.config.stash[RUN].profiles
 
 
 @pytest.fixture(scope="session")

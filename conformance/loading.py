@@ -153,8 +153,9 @@ class _Reader:
                 if allowed and item not in allowed:
                     self.fail(f"{where}[{index}]",
                               f"unknown value {item!r} (known: {', '.join(allowed)})")
-                if kind is int and item <= 0:
-                    self.fail(f"{where}[{index}]", f"must be positive, got {item}")
+                least = 0 if param == "salt_lengths" else 1  # an empty PSS salt is valid
+                if kind is int and item < least:
+                    self.fail(f"{where}[{index}]", f"must be at least {least}, got {item}")
             if len(set(items)) != len(items):
                 self.fail(where, "lists a value twice")
             result[param] = tuple(sorted(items))

@@ -133,11 +133,12 @@ def _describe(mechanism: str, parameters: Mapping[str, Value]) -> str:
 
 def decide(vendor: Vendor, profiles: tuple[Profile, ...], case_id: str,
            mechanisms: tuple[str, ...], functions: tuple[str, ...],
-           parameters: Mapping[str, Value]) -> Decision:
+           parameters: Mapping[str, Value], objects: tuple[str, ...] = ()) -> Decision:
     """The outcome rule of DESIGN.md for one case.
 
     `parameters` apply to the first mechanism, the one under test; further mechanisms
-    are prerequisites (key generation for a signing test, say).
+    are prerequisites (key generation for a signing test, say). Object classes are not
+    claimed: every module must handle them, and profiles that list them require them.
     """
     required_by: set[str] = set()
     missing: list[str] = []
@@ -150,12 +151,15 @@ def decide(vendor: Vendor, profiles: tuple[Profile, ...], case_id: str,
         required_by.update(p.id for p in profiles if function in p.functions)
         if function not in vendor.functions:
             missing.append(function)
+    for object_class in objects:
+        required_by.update(p.id for p in profiles if object_class in p.objects)
     required = tuple(sorted(required_by))
+    deviation = vendor.deviation_for(case_id)
     if missing:
         what = ", ".join(missing)
         if required:
             return Decision("fail", required,
                             f"{what} required by profile {', '.join(required)}, "
-                            f"not claimed by vendor {vendor.id}")
+                            f"not claimed by vendor {vendor.id}", deviation)
         return Decision("skip", required, f"{what} not claimed by vendor {vendor.id}")
-    return Decision("run", required, deviation=vendor.deviation_for(case_id))
+    return Decision("run", required, deviation=deviation)

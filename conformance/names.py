@@ -43,7 +43,8 @@ FUNCTIONS: frozenset[str] = frozenset(
 # Parameter variants a claim or requirement may list, with the type of one value.
 CURVES: tuple[str, ...] = (
     "brainpoolP256r1", "brainpoolP384r1", "brainpoolP512r1", "ed25519", "ed448",
-    "secp224r1", "secp256r1", "secp384r1", "secp521r1", "x25519", "x448",
+    "secp192r1", "secp224r1", "secp256k1", "secp256r1", "secp384r1", "secp521r1", "x25519",
+    "x448",
 )
 HASHES: tuple[str, ...] = (
     "sha1", "sha224", "sha256", "sha3-224", "sha3-256", "sha3-384", "sha3-512",

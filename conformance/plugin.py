@@ -56,6 +56,7 @@ class Case:
     test: str
     mechanisms: tuple[str, ...]
     functions: tuple[str, ...]
+    objects: tuple[str, ...]
     parameters: dict[str, Value]
     spec: str
     decision: Decision
@@ -65,6 +66,7 @@ class Case:
         return json.dumps({
             "id": self.id, "area": self.area, "test": self.test,
             "mechanisms": list(self.mechanisms), "functions": list(self.functions),
+            "objects": list(self.objects),
             "parameters": self.parameters, "spec": self.spec,
             "requirement": self.decision.requirement,
             "required_by": list(self.decision.required_by),
@@ -99,6 +101,7 @@ def _inside_suites(arg: str) -> bool:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "mechanism(name): the CKM_* mechanism a test exercises")
     config.addinivalue_line("markers", "function(name): the C_* function a test exercises")
+    config.addinivalue_line("markers", "object_class(name): the CKO_* class a test exercises")
     vendor_file = config.getoption("vendor")
     if vendor_file is None and not any(_inside_suites(a) for a in config.args):
         return
@@ -176,14 +179,15 @@ def _case(item: pytest.Item, run: Run) -> Case:
                   if k in PARAMETER_FIXTURES and v is not None}
     mechanisms = _markers(item, "mechanism")
     unclaimed = [k for k, v in given.items() if k in PARAMETER_FIXTURES and v is None]
-    decision = decide(run.vendor, run.profiles, case_id, mechanisms,
-                      _markers(item, "function"), parameters)
+    functions, objects = _markers(item, "function"), _markers(item, "object_class")
+    decision = decide(run.vendor, run.profiles, case_id, mechanisms, functions, parameters,
+                      objects)
     if unclaimed and decision.action == "run":  # defensive: an empty parameter list
         decision = Decision("skip", decision.required_by,
                             f"no {unclaimed[0]} claimed for {mechanisms[0]}")
     doc = (getattr(item, "obj", None).__doc__ or "").strip()
     return Case(case_id, path.parts[0], getattr(item, "originalname", item.name), mechanisms,
-                _markers(item, "function"), parameters, doc.split(":")[0] if doc else "",
+                functions, objects, parameters, doc.split(":")[0] if doc else "",
                 decision)
 
 
@@ -225,12 +229,24 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     ihook = item.ihook
     ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
     keywords: dict[str, Literal[1]] = {name: 1 for name in item.keywords}
-    phases: tuple[tuple[Literal["setup", "call", "teardown"], Literal["passed", "failed"]], ...]
-    phases = (("setup", "passed"), ("call", "failed"), ("teardown", "passed"))
+    deviation = case.decision.deviation
+    phases: tuple[tuple[Literal["setup", "call", "teardown"], Literal["passed", "failed",
+                                                                      "skipped"]], ...]
+    # With a known deviation the failure is expected: report it the way pytest reports
+    # an xfail, so the terminal and JUnit agree with the results file.
+    phases = (("setup", "passed"), ("call", "skipped" if deviation else "failed"),
+              ("teardown", "passed"))
     for when, outcome in phases:
-        longrepr = case.decision.reason if outcome == "failed" else None
+        longrepr: Any = None
+        if outcome == "failed":
+            longrepr = case.decision.reason
+        elif outcome == "skipped":
+            longrepr = (str(item.path), item.location[1] or 0, case.decision.reason)
         report = TestReport(item.nodeid, item.location, keywords, outcome, longrepr, when,
                             user_properties=list(item.user_properties))
+        if outcome == "skipped" and deviation:
+            report.wasxfail = (f"known deviation: {deviation.reason} ({deviation.url}); "
+                               f"{case.decision.reason}")
         ihook.pytest_runtest_logreport(report=report)
     # Tear down what the next item does not need, as pytest's own protocol does.
     item.session._setupstate.teardown_exact(nextitem)

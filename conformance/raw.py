@@ -265,6 +265,15 @@ CKF_EC_CURVENAME = 0x04000000  # v3.0
 CKF_EXTENSION = 0x80000000
 
 # User types
+CKA_CLASS = 0x00000000
+CKA_PROFILE_ID = 0x00000601  # v3.0
+CKO_PROFILE = 0x00000009  # v3.0
+# v3.0 §4.13 profile ids
+CKP_BASELINE_PROVIDER = 1
+CKP_EXTENDED_PROVIDER = 2
+CKP_AUTHENTICATION_TOKEN = 3
+CKP_PUBLIC_CERTIFICATES_TOKEN = 4
+
 CKU_SO = 0
 CKU_USER = 1
 CKU_CONTEXT_SPECIFIC = 2
@@ -368,6 +377,15 @@ class CK_MECHANISM(_Struct):
         ("pParameter", c_void_p),
         ("ulParameterLen", CK_ULONG),
     ]
+
+
+class CK_INTERFACE(_Struct):  # v3.0
+    _fields_ = [("pInterfaceName", ctypes.c_char_p), ("pFunctionList", c_void_p),
+                ("flags", CK_ULONG)]
+
+
+class CK_ATTRIBUTE(_Struct):
+    _fields_ = [("type", CK_ULONG), ("pValue", c_void_p), ("ulValueLen", CK_ULONG)]
 
 
 class CK_C_INITIALIZE_ARGS(_Struct):
@@ -785,6 +803,68 @@ class Module:
 
     def logout(self, h: int) -> None:
         self._check("C_Logout", h)
+
+    # -- objects (only what checks on module-provided objects need) ---------------------
+
+    def find_objects(self, h: int, template: dict[int, int]) -> list[int]:
+        """C_FindObjectsInit/C_FindObjects/C_FindObjectsFinal with CK_ULONG-valued
+        attributes (class, key type, profile id, ...); returns every matching handle."""
+        items = list(template.items())
+        values = (CK_ULONG * max(len(items), 1))(*(value for _, value in items))
+        attributes = (CK_ATTRIBUTE * max(len(items), 1))()
+        size = ctypes.sizeof(CK_ULONG)
+        for index, (kind, _) in enumerate(items):
+            attributes[index].type = kind
+            attributes[index].pValue = ctypes.addressof(values) + index * size
+            attributes[index].ulValueLen = size
+        self._check("C_FindObjectsInit", h, attributes, len(items))
+        found: list[int] = []
+        try:
+            while True:
+                batch, count = (CK_ULONG * 16)(), CK_ULONG(0)
+                self._check("C_FindObjects", h, batch, 16, byref(count))
+                if count.value == 0:
+                    return found
+                found += [int(x) for x in batch[: count.value]]
+        finally:
+            self._check("C_FindObjectsFinal", h)
+
+    def get_attribute_ulong(self, h: int, obj: int, kind: int) -> int:
+        """C_GetAttributeValue of one CK_ULONG-valued attribute."""
+        value = CK_ULONG(0)
+        attribute = CK_ATTRIBUTE(kind, ctypes.addressof(value), ctypes.sizeof(CK_ULONG))
+        self._check("C_GetAttributeValue", h, obj, byref(attribute), 1)
+        return int(value.value)
+
+    # -- v3.0 interfaces ---------------------------------------------------------------
+
+    def exports(self, symbol: str) -> bool:
+        """Whether the library exports this symbol (3.x functions are found by name)."""
+        return hasattr(self._lib, symbol)
+
+    def get_interface_list(self) -> list[tuple[str, tuple[int, int], int]] | None:
+        """C_GetInterfaceList (v3.0 §5.4.5), found by symbol: (name, version of the
+        function list, flags) per interface; None when the module does not export it."""
+        try:
+            function = self._lib.C_GetInterfaceList
+        except AttributeError:
+            return None
+        function.restype = CK_ULONG
+        function.argtypes = [c_void_p, POINTER(CK_ULONG)]
+        count = CK_ULONG(0)
+        rv = int(function(None, byref(count)))
+        if rv != CKR_OK:
+            raise CKRError("C_GetInterfaceList", rv)
+        interfaces = (CK_INTERFACE * max(count.value, 1))()
+        rv = int(function(interfaces, byref(count)))
+        if rv != CKR_OK:
+            raise CKRError("C_GetInterfaceList", rv)
+        out = []
+        for interface in interfaces[: count.value]:
+            version = ctypes.cast(interface.pFunctionList, POINTER(CK_VERSION)).contents
+            out.append(((interface.pInterfaceName or b"").decode("utf-8", "replace"),
+                        _version(version), int(interface.flags)))
+        return out
 
     # -- random numbers ----------------------------------------------------------------
 

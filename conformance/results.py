@@ -112,8 +112,6 @@ def _status(case: dict[str, Any], phases: dict[str, dict[str, Any]]) -> tuple[st
     if call["outcome"] == "failed":
         if call["message"].startswith("[XPASS(strict)]"):
             return "XPASS", call["message"]
-        if case["action"] == "fail" and case["known_deviation"]:
-            return "XFAIL", f"{case['reason']} (known deviation: {case['known_deviation']['url']})"
         return "FAIL", call["message"]
     if call["outcome"] == "skipped":
         if call["wasxfail"] is not None:
@@ -134,6 +132,7 @@ def finish_records(cases: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
         records.append({
             "id": case["id"], "nodeid": nodeid, "area": case["area"], "test": case["test"],
             "mechanisms": case["mechanisms"], "functions": case["functions"],
+            "objects": case["objects"],
             "parameters": case["parameters"], "requirement": case["requirement"],
             "required_by": case["required_by"], "status": status,
             "expected_status": case["expected_status"], "message": message,
@@ -153,11 +152,13 @@ def verdicts(run: dict[str, Any], records: list[dict[str, Any]]) -> list[dict[st
         failing: dict[str, list[dict[str, str]]] = {}
         for record in required:
             if record["status"] not in PASSING:
-                subject = (record["mechanisms"] or record["functions"] or [record["test"]])[0]
+                subject = (record["mechanisms"] or record["functions"] or record["objects"]
+                           or [record["test"]])[0]
                 failing.setdefault(subject, []).append(
                     {"id": record["id"], "status": record["status"],
                      "message": record["message"]})
-        covered = {name for r in required for name in r["mechanisms"] + r["functions"]}
+        covered = {name for r in required
+                   for name in r["mechanisms"] + r["functions"] + r["objects"]}
         unchecked = [name for name in profile["functions"] + profile["objects"]
                      + profile["mechanisms"] if name not in covered]
         status = "not met" if failing else "incomplete" if unchecked else "met"

@@ -43,7 +43,7 @@ def test_reference_run_writes_results_and_reports(reference_run):
     assert {p["id"] for p in info["profiles"]} >= {"baseline-provider", "ca-root-key"}
     # the run ends with one verdict line per profile
     tail = done.stdout.strip().splitlines()[-len(info["profiles"]):]
-    assert [line.split(":")[0].strip().split()[-1] for line in tail] == [
+    assert [line.strip().split(":")[0] for line in tail] == [
         p["id"] for p in info["profiles"]], done.stdout
 
 
