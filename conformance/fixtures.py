@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from .isolation import RawModule, raw_module
-from .plugin import RUN
 from .model import Profile
+from .plugin import RUN
 from .target import Target
 
 
