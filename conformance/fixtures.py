@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from .interop import Keys
 from .isolation import RawModule, raw_module
 from .model import Profile
 from .plugin import RUN
@@ -33,6 +34,12 @@ def token(target: Target) -> Any:
 def session(target: Target) -> Any:
     """This worker's logged-in read/write session (python-pkcs11), shared by its tests."""
     return target.login_session()
+
+
+@pytest.fixture(scope="session")
+def keys(session: Any) -> Keys:
+    """Keys generated once per worker, for tests that are not about key generation."""
+    return Keys(session)
 
 
 @pytest.fixture

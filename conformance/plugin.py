@@ -7,6 +7,7 @@ embedded SoftHSM2 reference is the target).
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 import warnings
@@ -100,6 +101,8 @@ def _inside_suites(arg: str) -> bool:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "mechanism(name): the CKM_* mechanism a test exercises")
+    config.addinivalue_line("markers", "mechanisms(*names): run once per mechanism, as "
+                            "mechanism_name, each with its own parameter values")
     config.addinivalue_line("markers", "function(name): the C_* function a test exercises")
     config.addinivalue_line("markers", "object_class(name): the CKO_* class a test exercises")
     vendor_file = config.getoption("vendor")
@@ -156,18 +159,40 @@ def _markers(item: pytest.Item, name: str) -> tuple[str, ...]:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Parameter fixtures (key_bits, curve, ...) take the union of claimed and
+    profile-listed values of the test's mechanism. A test marked
+    `mechanisms(A, B, ...)` gets `mechanism_name` too, crossed with each mechanism's own
+    values, and each case is marked with its mechanism for the outcome rule."""
     run = metafunc.config.stash.get(RUN, None)
     if run is None:
         return
-    mechanisms = [str(m.args[0]) for m in metafunc.definition.iter_markers("mechanism")]
-    for fixture, key in PARAMETER_FIXTURES.items():
-        if fixture not in metafunc.fixturenames or not mechanisms:
-            continue
-        values: list[Value | None] = list(
-            parameter_values(run.vendor, run.profiles, mechanisms[0], key))
-        # Neither claimed nor required: one case, which the outcome rule skips.
-        ids = [f"{fixture}={v}" for v in values] if values else [f"{fixture}=unclaimed"]
-        metafunc.parametrize(fixture, values or [None], ids=ids)
+    wanted = [f for f in PARAMETER_FIXTURES if f in metafunc.fixturenames]
+    listed = sorted(str(a) for m in metafunc.definition.iter_markers("mechanisms")
+                    for a in m.args)
+    single = [str(m.args[0]) for m in metafunc.definition.iter_markers("mechanism")]
+    if not listed and not (single and wanted):
+        return
+
+    def cases(mechanism: str) -> list[tuple[list[Value | None], str]]:
+        columns = [parameter_values(run.vendor, run.profiles, mechanism,
+                                    PARAMETER_FIXTURES[f]) or [None] for f in wanted]
+        out = []
+        for combo in itertools.product(*columns):
+            # None: neither claimed nor required; the outcome rule skips that case.
+            ids = [f"{f}={'unclaimed' if v is None else v}" for f, v in zip(wanted, combo,
+                                                                             strict=True)]
+            out.append((list(combo), "-".join(ids)))
+        return out
+
+    if listed:
+        metafunc.parametrize(["mechanism_name", *wanted], [
+            pytest.param(mechanism, *values, marks=pytest.mark.mechanism(mechanism),
+                         id="-".join(filter(None, [mechanism, ident])))
+            for mechanism in listed for values, ident in cases(mechanism)])
+    else:
+        generated = cases(single[0])
+        metafunc.parametrize(wanted, [v for v, _ in generated],
+                             ids=[i for _, i in generated])
 
 
 def _case(item: pytest.Item, run: Run) -> Case:

@@ -1,0 +1,193 @@
+"""Token objects <-> cryptography objects, and the keys the suites share.
+
+Every result an independent implementation can check is checked with `cryptography`,
+in both directions: this module turns module keys into cryptography keys and back.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+from pkcs11 import Attribute, KeyType, Mechanism, MechanismFlag, ObjectClass
+
+# Curve names (as claims spell them) -> cryptography curve classes.
+EC_CURVES: dict[str, type[ec.EllipticCurve]] = {
+    "brainpoolP256r1": ec.BrainpoolP256R1, "brainpoolP384r1": ec.BrainpoolP384R1,
+    "brainpoolP512r1": ec.BrainpoolP512R1, "secp192r1": ec.SECP192R1,
+    "secp224r1": ec.SECP224R1, "secp256k1": ec.SECP256K1, "secp256r1": ec.SECP256R1,
+    "secp384r1": ec.SECP384R1, "secp521r1": ec.SECP521R1,
+}
+# Named-curve object identifiers (SEC 2, RFC 5639, RFC 8410): CKA_EC_PARAMS holds one.
+CURVE_OIDS = {
+    "brainpoolP256r1": "1.3.36.3.3.2.8.1.1.7", "brainpoolP384r1": "1.3.36.3.3.2.8.1.1.11",
+    "brainpoolP512r1": "1.3.36.3.3.2.8.1.1.13", "ed25519": "1.3.101.112",
+    "ed448": "1.3.101.113", "secp192r1": "1.2.840.10045.3.1.1", "secp224r1": "1.3.132.0.33",
+    "secp256k1": "1.3.132.0.10", "secp256r1": "1.2.840.10045.3.1.7",
+    "secp384r1": "1.3.132.0.34", "secp521r1": "1.3.132.0.35", "x25519": "1.3.101.110",
+    "x448": "1.3.101.111",
+}
+
+HASHES: dict[str, type[hashes.HashAlgorithm]] = {
+    "sha1": hashes.SHA1, "sha224": hashes.SHA224, "sha256": hashes.SHA256,
+    "sha384": hashes.SHA384, "sha512": hashes.SHA512, "sha3-224": hashes.SHA3_224,
+    "sha3-256": hashes.SHA3_256, "sha3-384": hashes.SHA3_384, "sha3-512": hashes.SHA3_512,
+}
+# CKM_SHA* digest mechanisms for the hash names, as PSS/OAEP parameters name them.
+HASH_MECHANISMS = {
+    "sha1": Mechanism.SHA_1, "sha224": Mechanism.SHA224, "sha256": Mechanism.SHA256,
+    "sha384": Mechanism.SHA384, "sha512": Mechanism.SHA512,
+    "sha3-224": Mechanism.SHA3_224, "sha3-256": Mechanism.SHA3_256,
+    "sha3-384": Mechanism.SHA3_384, "sha3-512": Mechanism.SHA3_512,
+}
+
+# Session objects usable for every operation of their kind; tests that are about usage
+# restrictions make their own keys.
+ALL_PUBLIC = (MechanismFlag.VERIFY | MechanismFlag.ENCRYPT | MechanismFlag.WRAP)
+ALL_PRIVATE = (MechanismFlag.SIGN | MechanismFlag.DECRYPT | MechanismFlag.UNWRAP
+               | MechanismFlag.DERIVE)
+ALL_SECRET = (MechanismFlag.ENCRYPT | MechanismFlag.DECRYPT | MechanismFlag.SIGN
+              | MechanismFlag.VERIFY | MechanismFlag.WRAP | MechanismFlag.UNWRAP)
+
+
+def field_bytes(curve: str) -> int:
+    """Size in bytes of one ECDSA signature half (r or s) on this curve."""
+    return (EC_CURVES[curve].key_size + 7) // 8
+
+
+def ec_params(curve: str) -> bytes:
+    """DER CKA_EC_PARAMS: the curve's OBJECT IDENTIFIER (the namedCurve choice)."""
+    arcs = [int(a) for a in CURVE_OIDS[curve].split(".")]
+    body = bytearray([40 * arcs[0] + arcs[1]])
+    for arc in arcs[2:]:
+        chunk = [arc & 0x7F]
+        while arc > 0x7F:
+            arc >>= 7
+            chunk.append(0x80 | (arc & 0x7F))
+        body += bytes(reversed(chunk))
+    return bytes([0x06, len(body)]) + bytes(body)
+
+
+def as_cryptography(public: Any) -> Any:
+    """A module public key object as a cryptography public key."""
+    key_type = public[Attribute.KEY_TYPE]
+    if key_type == KeyType.RSA:
+        return rsa.RSAPublicNumbers(int.from_bytes(public[Attribute.PUBLIC_EXPONENT], "big"),
+                                    int.from_bytes(public[Attribute.MODULUS], "big")
+                                    ).public_key()
+    point = _octet_string(public[Attribute.EC_POINT])
+    if key_type == KeyType.EC:
+        curve = curve_of(public[Attribute.EC_PARAMS])
+        return ec.EllipticCurvePublicKey.from_encoded_point(EC_CURVES[curve](), point)
+    if key_type == KeyType.EC_EDWARDS:
+        if len(point) == 32:
+            return ed25519.Ed25519PublicKey.from_public_bytes(point)
+        return ed448.Ed448PublicKey.from_public_bytes(point)
+    raise ValueError(f"no cryptography counterpart for key type {key_type!r}")
+
+
+def curve_of(params: bytes) -> str:
+    """The curve name whose CKA_EC_PARAMS encoding equals `params`."""
+    for name in CURVE_OIDS:
+        if ec_params(name) == params:
+            return name
+    raise ValueError(f"CKA_EC_PARAMS {params.hex()} is not a known named curve")
+
+
+def _octet_string(value: bytes) -> bytes:
+    """CKA_EC_POINT is a DER OCTET STRING (v2.40 §2.3.3); unwrap it."""
+    if len(value) >= 2 and value[0] == 0x04:
+        length, offset = value[1], 2
+        if length & 0x80:
+            size = length & 0x7F
+            length, offset = int.from_bytes(value[2:2 + size], "big"), 2 + size
+        if offset + length == len(value):
+            return value[offset:]
+    raise ValueError(f"CKA_EC_POINT is not a DER OCTET STRING: {value[:8].hex()}...")
+
+
+def import_public(session: Any, public: Any, capabilities: MechanismFlag = MechanismFlag.VERIFY
+                  ) -> Any:
+    """A cryptography public key as a module session object (for the mirror direction:
+    cryptography signs or encrypts, the module verifies or decrypts)."""
+    flags = {Attribute.VERIFY: bool(capabilities & MechanismFlag.VERIFY),
+             Attribute.ENCRYPT: bool(capabilities & MechanismFlag.ENCRYPT),
+             Attribute.WRAP: bool(capabilities & MechanismFlag.WRAP)}
+    template: dict[Attribute, Any] = {Attribute.CLASS: ObjectClass.PUBLIC_KEY,
+                                      Attribute.TOKEN: False, **flags}
+    if isinstance(public, rsa.RSAPublicKey):
+        numbers = public.public_numbers()
+        template.update({Attribute.KEY_TYPE: KeyType.RSA,
+                         Attribute.MODULUS: _big(numbers.n),
+                         Attribute.PUBLIC_EXPONENT: _big(numbers.e)})
+    elif isinstance(public, ec.EllipticCurvePublicKey):
+        point = public.public_bytes(serialization.Encoding.X962,
+                                    serialization.PublicFormat.UncompressedPoint)
+        template.update({Attribute.KEY_TYPE: KeyType.EC,
+                         Attribute.EC_PARAMS: ec_params(public.curve.name),
+                         Attribute.EC_POINT: _der_octet_string(point)})
+    else:
+        raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        curve = "ed25519" if isinstance(public, ed25519.Ed25519PublicKey) else "ed448"
+        template.update({Attribute.KEY_TYPE: KeyType.EC_EDWARDS,
+                         Attribute.EC_PARAMS: ec_params(curve),
+                         Attribute.EC_POINT: _der_octet_string(raw)})
+    return session.create_object(template)
+
+
+def _big(value: int) -> bytes:
+    return value.to_bytes((value.bit_length() + 7) // 8 or 1, "big")
+
+
+def _der_octet_string(data: bytes) -> bytes:
+    if len(data) < 0x80:
+        return bytes([0x04, len(data)]) + data
+    size = (len(data).bit_length() + 7) // 8
+    return bytes([0x04, 0x80 | size]) + len(data).to_bytes(size, "big") + data
+
+
+class Keys:
+    """Keys generated once per worker and reused by tests that are not about key
+    generation. All are session objects (CKA_TOKEN false): nothing stays on the token."""
+
+    def __init__(self, session: Any) -> None:
+        self.session = session
+        self._cache: dict[tuple[Any, ...], Any] = {}
+
+    def _once(self, key: tuple[Any, ...], make: Any) -> Any:
+        if key not in self._cache:
+            self._cache[key] = make()
+        return self._cache[key]
+
+    def rsa(self, bits: int, exponent: int = 65537) -> tuple[Any, Any]:
+        """(public, private) RSA key pair of `bits` bits."""
+        return self._once(("rsa", bits, exponent), lambda: self.session.generate_keypair(
+            KeyType.RSA, bits, store=False, capabilities=ALL_PUBLIC | ALL_PRIVATE,
+            public_template={Attribute.PUBLIC_EXPONENT: _big(exponent)}))
+
+    def ec(self, curve: str) -> tuple[Any, Any]:
+        """(public, private) EC key pair on a named Weierstrass curve."""
+        def make() -> Any:
+            params = self.session.create_domain_parameters(
+                KeyType.EC, {Attribute.EC_PARAMS: ec_params(curve)}, local=True)
+            return params.generate_keypair(store=False, capabilities=ALL_PUBLIC | ALL_PRIVATE)
+        return self._once(("ec", curve), make)
+
+    def edwards(self, curve: str) -> tuple[Any, Any]:
+        """(public, private) Edwards key pair (ed25519 or ed448)."""
+        def make() -> Any:
+            params = self.session.create_domain_parameters(
+                KeyType.EC_EDWARDS, {Attribute.EC_PARAMS: ec_params(curve)}, local=True)
+            return params.generate_keypair(store=False, capabilities=ALL_PUBLIC | ALL_PRIVATE,
+                                           mechanism=Mechanism.EC_EDWARDS_KEY_PAIR_GEN)
+        return self._once(("edwards", curve), make)
+
+    def secret(self, key_type: KeyType, bits: int, extractable: bool = True) -> Any:
+        """A secret key (AES, GENERIC_SECRET, ...) of `bits` bits, extractable by default
+        so its value can be compared with cryptography's result."""
+        return self._once(("secret", key_type, bits, extractable), lambda: (
+            self.session.generate_key(
+                key_type, bits, store=False, capabilities=ALL_SECRET,
+                template={Attribute.SENSITIVE: not extractable,
+                          Attribute.EXTRACTABLE: extractable})))
