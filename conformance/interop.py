@@ -53,7 +53,7 @@ ALL_SECRET = (MechanismFlag.ENCRYPT | MechanismFlag.DECRYPT | MechanismFlag.SIGN
 
 def field_bytes(curve: str) -> int:
     """Size in bytes of one ECDSA signature half (r or s) on this curve."""
-    return (EC_CURVES[curve].key_size + 7) // 8
+    return (EC_CURVES[curve]().key_size + 7) // 8
 
 
 def ec_params(curve: str) -> bytes:
@@ -160,13 +160,13 @@ class Keys:
             self._cache[key] = make()
         return self._cache[key]
 
-    def rsa(self, bits: int, exponent: int = 65537) -> tuple[Any, Any]:
+    def rsa(self, bits: int, exponent: int = 65537) -> Any:
         """(public, private) RSA key pair of `bits` bits."""
         return self._once(("rsa", bits, exponent), lambda: self.session.generate_keypair(
             KeyType.RSA, bits, store=False, capabilities=ALL_PUBLIC | ALL_PRIVATE,
             public_template={Attribute.PUBLIC_EXPONENT: _big(exponent)}))
 
-    def ec(self, curve: str) -> tuple[Any, Any]:
+    def ec(self, curve: str) -> Any:
         """(public, private) EC key pair on a named Weierstrass curve."""
         def make() -> Any:
             params = self.session.create_domain_parameters(
@@ -174,7 +174,7 @@ class Keys:
             return params.generate_keypair(store=False, capabilities=ALL_PUBLIC | ALL_PRIVATE)
         return self._once(("ec", curve), make)
 
-    def edwards(self, curve: str) -> tuple[Any, Any]:
+    def edwards(self, curve: str) -> Any:
         """(public, private) Edwards key pair (ed25519 or ed448)."""
         def make() -> Any:
             params = self.session.create_domain_parameters(

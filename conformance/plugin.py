@@ -174,8 +174,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         return
 
     def cases(mechanism: str) -> list[tuple[list[Value | None], str]]:
-        columns = [parameter_values(run.vendor, run.profiles, mechanism,
-                                    PARAMETER_FIXTURES[f]) or [None] for f in wanted]
+        columns: list[list[Value | None]] = [
+            list(parameter_values(run.vendor, run.profiles, mechanism, PARAMETER_FIXTURES[f]))
+            or [None] for f in wanted]
         out = []
         for combo in itertools.product(*columns):
             # None: neither claimed nor required; the outcome rule skips that case.
