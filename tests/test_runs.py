@@ -154,3 +154,56 @@ def test_standing_token_is_never_initialized(standing_token, tmp_path, monkeypat
                           capture_output=True, text=True, check=False)
     assert done.returncode in (0, 1), done.stdout + done.stderr
     assert sorted(p.name for p in tokens.rglob("*")) == before
+
+
+def small_vendor(tmp_path, extra: str) -> Path:
+    """A throwaway SoftHSM2 vendor that claims SHA-256 digests only, plus `extra` YAML."""
+    path = tmp_path / "small.yaml"
+    path.write_text(
+        "schema: 1\nvendor: small\ntitle: Small\n"
+        f"module: {{path: {SOFTHSM2}}}\n"
+        "token: {label: small, user_pin_env: SMALL_PIN, provision: softhsm2}\n"
+        "functions: [C_Digest, C_DigestUpdate]\nclaims: {CKM_SHA256: {}}\n" + extra)
+    return path
+
+
+def run_small(tmp_path, extra: str, *args: str) -> tuple[subprocess.CompletedProcess[str], dict]:
+    results = tmp_path / "results.json"
+    done = subprocess.run([sys.executable, "-m", "pytest", "--vendor",
+                           str(small_vendor(tmp_path, extra)), "--results", str(results),
+                           "-k", "digest", "-p", "no:cacheprovider", *args],
+                          capture_output=True, text=True, check=False, cwd=tmp_path)
+    assert results.exists(), done.stdout + done.stderr
+    return done, {c["id"]: c for c in json.loads(results.read_text())["cases"]}
+
+
+def test_known_deviation_that_passes_is_reported_as_xpass(tmp_path):
+    done, cases = run_small(tmp_path, (
+        "known_deviations:\n"
+        "  - {test: 'digest/test_digest.py::test_digest_single_part*[CKM_SHA256-short]',\n"
+        "     url: 'https://example.org/1', reason: 'thought broken'}\n"))
+    case = cases["digest/test_digest.py::test_digest_single_part_matches_hashlib"
+                 "[CKM_SHA256-short]"]
+    assert (case["status"], case["expected_status"]) == ("XPASS", "FAIL")
+    assert done.returncode == 1  # strict: an unexpected pass fails the run
+
+
+def test_known_deviation_matching_nothing_warns(tmp_path):
+    done, _ = run_small(tmp_path, (
+        "known_deviations:\n"
+        "  - {test: 'nowhere/*', url: 'https://example.org/2', reason: 'stale'}\n"))
+    assert "known_deviations: 'nowhere/*' matches no test" in done.stdout
+
+
+def test_required_but_unclaimed_fails_without_running(tmp_path):
+    profile = tmp_path / "digests.yaml"
+    profile.write_text("schema: 1\nprofile: digests\ntitle: Digests\nsource: a test\n"
+                       "required: {CKM_SHA384: {}, CKM_SHA256: {}}\n")
+    done, cases = run_small(tmp_path, "", "--profile", str(profile))
+    failing = [c for c in cases.values() if c["status"] == "FAIL"]
+    assert len(failing) == 6 and all(
+        c["message"] == "CKM_SHA384 required by profile digests, not claimed by vendor small"
+        and c["duration"] == 0 for c in failing), failing
+    skipped = [c for c in cases.values() if c["status"] == "SKIP"]
+    assert all(c["message"].endswith("not claimed by vendor small") for c in skipped)
+    assert any(c["status"] == "PASS" for c in cases.values())
