@@ -12,6 +12,13 @@ VERDICT_TEXT = {"met": "conformant", "not met": "NOT conformant",
                 "incomplete": "not verified (requirements without checks)"}
 
 
+def _failing(cases: list[dict[str, str]]) -> str:
+    known = sum(c["status"] == "XFAIL" for c in cases)
+    text = f"{len(cases)} failing case{'s' if len(cases) > 1 else ''}"
+    return text + (f", {known} a known deviation" if known == 1 else
+                   f", {known} known deviations" if known else "")
+
+
 def _sections(doc: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]]]:
     """The report as (heading, column names, rows), shared by both renderings."""
     info, cases = doc["run_info"], doc["cases"]
@@ -31,8 +38,7 @@ def _sections(doc: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]
     ]
     verdicts = []
     for v in doc["verdicts"]:
-        why = "; ".join(f"{f['requirement']} ({len(f['cases'])} failing case"
-                        f"{'s' if len(f['cases']) > 1 else ''})" for f in v["failing"])
+        why = "; ".join(f"{f['requirement']} ({_failing(f['cases'])})" for f in v["failing"])
         if v["unchecked"]:
             why += ("; " if why else "") + "no checks yet for " + ", ".join(v["unchecked"])
         verdicts.append([v["profile"], VERDICT_TEXT[v["status"]],
