@@ -5,7 +5,7 @@ Claims decide what runs; profiles decide what counts (see the README's outcome r
 
 from __future__ import annotations
 
-import fnmatch
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,12 +18,15 @@ Variants = Mapping[str, tuple[Value, ...]]
 
 @dataclass(frozen=True)
 class KnownDeviation:
-    test: str  # fnmatch pattern on case ids
+    test: str  # a case id, with * matching any run of characters and ? any one
     url: str
     reason: str
 
     def matches(self, case_id: str) -> bool:
-        return fnmatch.fnmatchcase(case_id, self.test)
+        # Not fnmatch: case ids contain [ and ], which must match themselves.
+        pattern = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c)
+                          for c in self.test)
+        return re.fullmatch(pattern, case_id) is not None
 
 
 @dataclass(frozen=True)
@@ -141,25 +144,29 @@ def decide(vendor: Vendor, profiles: tuple[Profile, ...], case_id: str,
     claimed: every module must handle them, and profiles that list them require them.
     """
     required_by: set[str] = set()
-    missing: list[str] = []
-    for index, mechanism in enumerate(mechanisms):
-        params = parameters if index == 0 else {}
-        required_by.update(p.id for p in profiles if p.requires(mechanism, params))
+    missing_required: list[str] = []  # unclaimed, and some profile requires it: FAIL
+    missing_optional: list[str] = []  # unclaimed, and no profile requires it: SKIP
+    needs = [(m, parameters if i == 0 else {}) for i, m in enumerate(mechanisms)]
+    for mechanism, params in needs:
+        requiring = {p.id for p in profiles if p.requires(mechanism, params)}
+        required_by |= requiring
         if not claims_variant(vendor.claims, mechanism, params):
+            missing = missing_required if requiring else missing_optional
             missing.append(_describe(mechanism, params))
     for function in functions:
-        required_by.update(p.id for p in profiles if function in p.functions)
+        requiring = {p.id for p in profiles if function in p.functions}
+        required_by |= requiring
         if function not in vendor.functions:
-            missing.append(function)
+            (missing_required if requiring else missing_optional).append(function)
     for object_class in objects:
         required_by.update(p.id for p in profiles if object_class in p.objects)
     required = tuple(sorted(required_by))
     deviation = vendor.deviation_for(case_id)
-    if missing:
-        what = ", ".join(missing)
-        if required:
-            return Decision("fail", required,
-                            f"{what} required by profile {', '.join(required)}, "
-                            f"not claimed by vendor {vendor.id}", deviation)
-        return Decision("skip", required, f"{what} not claimed by vendor {vendor.id}")
+    if missing_required:
+        return Decision("fail", required,
+                        f"{', '.join(missing_required)} required by profile "
+                        f"{', '.join(required)}, not claimed by vendor {vendor.id}", deviation)
+    if missing_optional:
+        return Decision("skip", required,
+                        f"{', '.join(missing_optional)} not claimed by vendor {vendor.id}")
     return Decision("run", required, deviation=deviation)

@@ -84,3 +84,17 @@ def test_parameter_values_are_the_sorted_union_of_claims_and_profiles():
     v = vendor({KEYGEN: {"key_sizes": (4096, 2048)}})
     p = profile({KEYGEN: {"key_sizes": (3072,)}}, {KEYGEN: {"key_sizes": (1024,)}})
     assert parameter_values(v, (p,), KEYGEN, "key_sizes") == [1024, 2048, 3072, 4096]
+
+
+def test_unclaimed_optional_mechanism_skips_even_when_its_function_is_required():
+    d = decide(vendor({}, functions=("C_GetMechanismInfo",)),
+               (profile(functions=("C_GetMechanismInfo",)),), "c", ("CKM_SHA3_256",),
+               ("C_GetMechanismInfo",), {})
+    assert (d.action, d.reason) == ("skip", "CKM_SHA3_256 not claimed by vendor acme")
+
+
+def test_deviation_patterns_take_brackets_literally():
+    dev = KnownDeviation("a.py::t[CKM_DSA*-key_bits=2048]", "https://example.org/3", "r")
+    assert dev.matches("a.py::t[CKM_DSA_SHA1-key_bits=2048]")
+    assert not dev.matches("a.py::tC[CKM_DSA_SHA1-key_bits=2048]")
+    assert not dev.matches("a.py::t[CKM_DSA-key_bits=1024]")
