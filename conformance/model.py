@@ -139,20 +139,20 @@ def decide(vendor: Vendor, profiles: tuple[Profile, ...], case_id: str,
            parameters: Mapping[str, Value], objects: tuple[str, ...] = ()) -> Decision:
     """The outcome rule of DESIGN.md for one case.
 
-    `parameters` apply to the first mechanism, the one under test; further mechanisms
-    are prerequisites (key generation for a signing test, say). Object classes are not
+    `parameters` apply to the first mechanism, the one under test (the first argument of
+    the `mechanism` marker nearest the test function); further mechanisms are
+    prerequisites (key generation for a signing test, say). Object classes are not
     claimed: every module must handle them, and profiles that list them require them.
     """
     required_by: set[str] = set()
     missing_required: list[str] = []  # unclaimed, and some profile requires it: FAIL
     missing_optional: list[str] = []  # unclaimed, and no profile requires it: SKIP
-    needs = [(m, parameters if i == 0 else {}) for i, m in enumerate(mechanisms)]
-    for mechanism, params in needs:
-        requiring = {p.id for p in profiles if p.requires(mechanism, params)}
+    for mechanism in mechanisms[:1]:
+        requiring = {p.id for p in profiles if p.requires(mechanism, parameters)}
         required_by |= requiring
-        if not claims_variant(vendor.claims, mechanism, params):
+        if not claims_variant(vendor.claims, mechanism, parameters):
             missing = missing_required if requiring else missing_optional
-            missing.append(_describe(mechanism, params))
+            missing.append(_describe(mechanism, parameters))
     for function in functions:
         requiring = {p.id for p in profiles if function in p.functions}
         required_by |= requiring
@@ -160,6 +160,12 @@ def decide(vendor: Vendor, profiles: tuple[Profile, ...], case_id: str,
             (missing_required if requiring else missing_optional).append(function)
     for object_class in objects:
         required_by.update(p.id for p in profiles if object_class in p.objects)
+    # A prerequisite (the key generation a signing test needs) must be claimed for the
+    # case to run, but does not make the case count for the profiles requiring it.
+    for mechanism in mechanisms[1:]:
+        if mechanism not in vendor.claims:
+            (missing_required if required_by else missing_optional).append(
+                f"{mechanism} (prerequisite)")
     required = tuple(sorted(required_by))
     deviation = vendor.deviation_for(case_id)
     if missing_required:

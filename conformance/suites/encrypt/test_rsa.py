@@ -1,0 +1,483 @@
+"""RSA encryption and decryption (PKCS #1 v1.5 and OAEP), cross-checked with cryptography in
+both directions.
+
+Module encrypts: cryptography generates the key pair, its public key is imported into the
+module (a session object), the module encrypts and cryptography decrypts. Module decrypts:
+the module's generated key pair (the shared `keys` fixture), cryptography encrypts with its
+public key and the module decrypts. Both paddings are randomized, so only decryption can
+check a ciphertext.
+"""
+
+import hashlib
+import os
+import re
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from pkcs11 import MGF, Attribute, MechanismFlag
+from pkcs11.exceptions import PKCS11Error
+
+from conformance import raw as ck
+from conformance.interop import HASH_MECHANISMS, HASHES, as_cryptography, import_public
+from conformance.model import parameter_values
+from conformance.names import mechanism
+from conformance.plugin import RUN
+
+MESSAGE = bytes((i * 29 + 11) % 256 for i in range(2048))  # room for 16384-bit keys
+LABEL = b"pkcs11-conformance OAEP label"
+SIZES = {"1-byte": 1, "maximum": None}  # None: the longest message the key can carry
+EACH_SIZE = pytest.mark.parametrize("size", list(SIZES.values()), ids=list(SIZES))
+# The refuse-or-be-right checks use one key size every RSA module supports.
+PROBE_BITS = 2048
+
+# The mechanism marker nearest the function is the one under test (its claims give the
+# parameters); the key pair generation mechanism above it is a prerequisite.
+PKCS1 = pytest.mark.mechanism("CKM_RSA_PKCS")
+OAEP = pytest.mark.mechanism("CKM_RSA_PKCS_OAEP")
+KEYGEN = pytest.mark.mechanism("CKM_RSA_PKCS_KEY_PAIR_GEN")
+IMPORTS = pytest.mark.function("C_CreateObject")
+ENCRYPTS = pytest.mark.function("C_Encrypt")
+DECRYPTS = pytest.mark.function("C_Decrypt")
+
+
+def ckr_of(exc):
+    """The CKR_* name behind a python-pkcs11 exception."""
+    unmapped = re.search(r"Unmapped error code (0x[0-9a-fA-F]+)", str(exc))
+    if unmapped:
+        return ck.ckr_name(int(unmapped.group(1), 16))
+    if type(exc) is PKCS11Error:
+        return f"PKCS11Error({exc})"
+    return "CKR_" + re.sub(r"(?<!^)(?=[A-Z])", "_", type(exc).__name__).upper()
+
+
+@pytest.fixture(scope="module")
+def foreign_pair(session):
+    """(cryptography private key, module public key object) of `bits` bits: the key pair is
+    cryptography's, its public key imported once per module with CKA_ENCRYPT."""
+    made = {}
+
+    def pair(bits):
+        if bits not in made:
+            private = rsa.generate_private_key(65537, bits)
+            try:
+                public = import_public(session, private.public_key(), MechanismFlag.ENCRYPT)
+            except PKCS11Error as exc:
+                pytest.fail(f"C_CreateObject of a {bits}-bit RSA public key must succeed: "
+                            f"{ckr_of(exc)}")
+            made[bits] = (private, public)
+        return made[bits]
+
+    yield pair
+    for _, public in made.values():
+        public.destroy()
+
+
+@pytest.fixture
+def labels_claimed(request):
+    """True when the vendor claims (or a profile lists) CKM_RSA_PKCS_OAEP with a label."""
+    run = request.config.stash[RUN]
+    return True in parameter_values(run.vendor, run.profiles, "CKM_RSA_PKCS_OAEP", "labels")
+
+
+def modulus_bytes(public):
+    return len(public[Attribute.MODULUS].lstrip(b"\0"))
+
+
+def hash_len(hash_name):
+    return HASHES[hash_name].digest_size
+
+
+def oaep_capacity(k, hash_name):
+    """The longest OAEP message for a k-byte modulus (RFC 8017 §7.1.1: k - 2hLen - 2)."""
+    return k - 2 * hash_len(hash_name) - 2
+
+
+def oaep_param(hash_name, label=None):
+    """(hashAlg, mgf, source data) for CK_RSA_PKCS_OAEP_PARAMS, MGF1 over the same hash."""
+    return (HASH_MECHANISMS[hash_name], MGF[hash_name.upper().replace("-", "_")], label)
+
+
+# ---- OAEP as RFC 8017 §7.1 defines it ---------------------------------------------------
+# cryptography does OAEP with SHA-1 and SHA-2 only; for SHA-3 the encoding is done here
+# with hashlib over cryptography's raw RSA numbers.
+
+def _hash(hash_name, data):
+    return hashlib.new(hash_name.replace("-", "_"), data).digest()
+
+
+def _mgf1(hash_name, seed, length):
+    out, counter = b"", 0
+    while len(out) < length:
+        out += _hash(hash_name, seed + counter.to_bytes(4, "big"))
+        counter += 1
+    return out[:length]
+
+
+def _xor(a, b):
+    return bytes(x ^ y for x, y in zip(a, b, strict=True))
+
+
+def _cryptography_oaep(hash_name, label):
+    algorithm = HASHES[hash_name]()
+    return padding.OAEP(padding.MGF1(algorithm), algorithm, label or None)
+
+
+def oaep_encrypt(public, message, hash_name, label=b""):
+    """RSAES-OAEP-ENCRYPT with MGF1 over the same hash."""
+    if hash_name.startswith("sha3"):
+        return _rfc8017_encrypt(public, message, hash_name, label)
+    return public.encrypt(message, _cryptography_oaep(hash_name, label))
+
+
+def oaep_decrypt(private, ciphertext, hash_name, label=b""):
+    """RSAES-OAEP-DECRYPT with MGF1 over the same hash; ValueError when it does not decode."""
+    if hash_name.startswith("sha3"):
+        return _rfc8017_decrypt(private, ciphertext, hash_name, label)
+    return private.decrypt(ciphertext, _cryptography_oaep(hash_name, label))
+
+
+def _rfc8017_encrypt(public, message, hash_name, label):
+    numbers, h_len = public.public_numbers(), hash_len(hash_name)
+    k = (numbers.n.bit_length() + 7) // 8
+    db = (_hash(hash_name, label) + bytes(k - len(message) - 2 * h_len - 2) + b"\x01"
+          + message)
+    seed = os.urandom(h_len)
+    masked_db = _xor(db, _mgf1(hash_name, seed, k - h_len - 1))
+    masked_seed = _xor(seed, _mgf1(hash_name, masked_db, h_len))
+    encoded = int.from_bytes(b"\0" + masked_seed + masked_db, "big")
+    return pow(encoded, numbers.e, numbers.n).to_bytes(k, "big")
+
+
+def _rfc8017_decrypt(private, ciphertext, hash_name, label):
+    numbers, h_len = private.private_numbers(), hash_len(hash_name)
+    n = numbers.public_numbers.n
+    k = (n.bit_length() + 7) // 8
+    if len(ciphertext) != k or int.from_bytes(ciphertext, "big") >= n:
+        raise ValueError("ciphertext length or value out of range")
+    encoded = pow(int.from_bytes(ciphertext, "big"), numbers.d, n).to_bytes(k, "big")
+    masked_seed, masked_db = encoded[1:1 + h_len], encoded[1 + h_len:]
+    seed = _xor(masked_seed, _mgf1(hash_name, masked_db, h_len))
+    db = _xor(masked_db, _mgf1(hash_name, seed, k - h_len - 1))
+    rest = db[h_len:]
+    start = rest.find(b"\x01")
+    if (encoded[0] != 0 or db[:h_len] != _hash(hash_name, label) or start < 0
+            or rest[:start].strip(b"\0")):
+        raise ValueError("decoding error")
+    return rest[start + 1:]
+
+
+# ---- PKCS #1 v1.5 -----------------------------------------------------------------------
+
+def module_encrypt(public, data, mechanism_name, param=None):
+    try:
+        return public.encrypt(data, mechanism=mechanism(mechanism_name), mechanism_param=param)
+    except PKCS11Error as exc:
+        pytest.fail(f"C_Encrypt({mechanism_name}) of {len(data)} bytes must succeed: "
+                    f"{ckr_of(exc)}")
+
+
+def module_decrypt(private, data, mechanism_name, param=None):
+    try:
+        return private.decrypt(data, mechanism=mechanism(mechanism_name), mechanism_param=param)
+    except PKCS11Error as exc:
+        pytest.fail(f"C_Decrypt({mechanism_name}) of a {len(data)}-byte ciphertext must "
+                    f"succeed: {ckr_of(exc)}")
+
+
+def refuses(expected, what, call, *args, **kwargs):
+    """Assert that a python-pkcs11 call fails with exactly the CKR `expected`."""
+    try:
+        got = call(*args, **kwargs)
+    except PKCS11Error as exc:
+        assert ckr_of(exc) == expected, f"{what} must return {expected}: returned {ckr_of(exc)}"
+        return
+    pytest.fail(f"{what} must return {expected}: returned CKR_OK and {len(got)} bytes")
+
+
+@EACH_SIZE
+@PKCS1
+@IMPORTS
+@ENCRYPTS
+def test_rsa_pkcs_encrypt_decrypts_with_cryptography(foreign_pair, key_bits, size):
+    """PKCS#11 v2.40 curr, PKCS #1 v1.5 RSA: C_Encrypt with CKM_RSA_PKCS gives an
+    RSAES-PKCS1-v1_5 ciphertext (RFC 8017 §7.2) of k bytes that cryptography decrypts to
+    the message, for 1 byte and for the maximum of k - 11 bytes."""
+    private, public = foreign_pair(key_bits)
+    k = modulus_bytes(public)
+    message = MESSAGE[:size or k - 11]
+    ciphertext = module_encrypt(public, message, "CKM_RSA_PKCS")
+    assert len(ciphertext) == k, (
+        f"C_Encrypt(CKM_RSA_PKCS) must return k = {k} bytes: got {len(ciphertext)}")
+    try:
+        plain = private.decrypt(ciphertext, padding.PKCS1v15())
+    except ValueError as exc:
+        pytest.fail(f"C_Encrypt(CKM_RSA_PKCS) of {len(message)} bytes must decrypt with "
+                    f"cryptography: {exc}")
+    assert plain == message, (
+        f"C_Encrypt(CKM_RSA_PKCS) must carry the message: cryptography decrypts it to "
+        f"{len(plain)} bytes {plain[:16].hex()}..., expected {message[:16].hex()}...")
+
+
+@EACH_SIZE
+@KEYGEN
+@PKCS1
+@DECRYPTS
+def test_rsa_pkcs_decrypt_recovers_cryptography_plaintext(keys, key_bits, size):
+    """PKCS#11 v2.40 curr, PKCS #1 v1.5 RSA: C_Decrypt with CKM_RSA_PKCS returns the message
+    of cryptography's RSAES-PKCS1-v1_5 ciphertext (RFC 8017 §7.2), for 1 byte and for the
+    maximum of k - 11 bytes."""
+    public, private = keys.rsa(key_bits)
+    k = modulus_bytes(public)
+    message = MESSAGE[:size or k - 11]
+    ciphertext = as_cryptography(public).encrypt(message, padding.PKCS1v15())
+    got = module_decrypt(private, ciphertext, "CKM_RSA_PKCS")
+    assert got == message, (
+        f"C_Decrypt(CKM_RSA_PKCS) of cryptography's ciphertext must return the "
+        f"{len(message)}-byte message: got {len(got)} bytes {got[:16].hex()}...")
+
+
+@PKCS1
+@IMPORTS
+@ENCRYPTS
+def test_rsa_pkcs_encryption_is_randomized(foreign_pair, key_bits):
+    """PKCS#11 v2.40 curr, PKCS #1 v1.5 RSA, with RFC 8017 §7.2.1: the padding string PS is
+    pseudo-randomly generated, so two encryptions of one message differ."""
+    _, public = foreign_pair(key_bits)
+    first = module_encrypt(public, MESSAGE[:16], "CKM_RSA_PKCS")
+    second = module_encrypt(public, MESSAGE[:16], "CKM_RSA_PKCS")
+    assert first != second, (
+        f"two C_Encrypt(CKM_RSA_PKCS) of one message must differ: both {first[:16].hex()}...")
+
+
+@PKCS1
+@IMPORTS
+@ENCRYPTS
+def test_rsa_pkcs_encrypt_too_long_data_is_refused(foreign_pair, key_bits):
+    """PKCS#11 v2.40 curr, PKCS #1 v1.5 RSA: the input holds at most k - 11 bytes; longer
+    data gives CKR_DATA_LEN_RANGE (base §5.1 return values)."""
+    _, public = foreign_pair(key_bits)
+    k = modulus_bytes(public)
+    refuses("CKR_DATA_LEN_RANGE", f"C_Encrypt(CKM_RSA_PKCS) of k - 10 = {k - 10} bytes",
+            public.encrypt, MESSAGE[:k - 10], mechanism=mechanism("CKM_RSA_PKCS"))
+
+
+@KEYGEN
+@PKCS1
+@DECRYPTS
+def test_rsa_pkcs_decrypt_wrong_length_is_refused(keys, key_bits):
+    """PKCS#11 v2.40 curr, PKCS #1 v1.5 RSA: the ciphertext has exactly k bytes; a longer
+    one gives CKR_ENCRYPTED_DATA_LEN_RANGE (base §5.1: invalid on the basis of its length,
+    which takes priority over CKR_ENCRYPTED_DATA_INVALID)."""
+    public, private = keys.rsa(key_bits)
+    k = modulus_bytes(public)
+    refuses("CKR_ENCRYPTED_DATA_LEN_RANGE",
+            f"C_Decrypt(CKM_RSA_PKCS) of k + 1 = {k + 1} bytes", private.decrypt,
+            b"\x01" * (k + 1), mechanism=mechanism("CKM_RSA_PKCS"))
+
+
+# ---- OAEP -------------------------------------------------------------------------------
+
+@EACH_SIZE
+@OAEP
+@IMPORTS
+@ENCRYPTS
+def test_rsa_oaep_encrypt_decrypts_with_cryptography(foreign_pair, key_bits, hash_name, size):
+    """PKCS#11 v2.40 curr, PKCS #1 RSA OAEP: C_Encrypt with CKM_RSA_PKCS_OAEP (hashAlg and
+    MGF1 over the claimed hash, no label) gives an RSAES-OAEP ciphertext (RFC 8017 §7.1) of
+    k bytes that decrypts to the message, for 1 byte and for the maximum of k - 2hLen - 2
+    bytes; when no message fits the key, C_Encrypt must fail."""
+    private, public = foreign_pair(key_bits)
+    k = modulus_bytes(public)
+    capacity = oaep_capacity(k, hash_name)
+    what = f"C_Encrypt(CKM_RSA_PKCS_OAEP, {hash_name})"
+    if capacity < 1:  # no room for a message: a correct module refuses
+        with pytest.raises(PKCS11Error):
+            public.encrypt(MESSAGE[:1], mechanism=mechanism("CKM_RSA_PKCS_OAEP"),
+                           mechanism_param=oaep_param(hash_name))
+        return
+    message = MESSAGE[:size or capacity]
+    ciphertext = module_encrypt(public, message, "CKM_RSA_PKCS_OAEP", oaep_param(hash_name))
+    assert len(ciphertext) == k, f"{what} must return k = {k} bytes: got {len(ciphertext)}"
+    try:
+        plain = oaep_decrypt(private, ciphertext, hash_name)
+    except ValueError as exc:
+        pytest.fail(f"{what} of {len(message)} bytes must decrypt as RSAES-OAEP with "
+                    f"{hash_name}: {exc}")
+    assert plain == message, (
+        f"{what} must carry the message: it decrypts to {len(plain)} bytes "
+        f"{plain[:16].hex()}..., expected {message[:16].hex()}...")
+
+
+@EACH_SIZE
+@KEYGEN
+@OAEP
+@DECRYPTS
+def test_rsa_oaep_decrypt_recovers_cryptography_plaintext(keys, key_bits, hash_name, size):
+    """PKCS#11 v2.40 curr, PKCS #1 RSA OAEP: C_Decrypt with CKM_RSA_PKCS_OAEP (hashAlg and
+    MGF1 over the claimed hash, no label) returns the message of an RSAES-OAEP ciphertext
+    (RFC 8017 §7.1), for 1 byte and for the maximum of k - 2hLen - 2 bytes; when no message
+    fits the key, no k-byte input decrypts."""
+    public, private = keys.rsa(key_bits)
+    k = modulus_bytes(public)
+    capacity = oaep_capacity(k, hash_name)
+    if capacity < 1:  # no valid ciphertext exists: a correct module refuses any input
+        with pytest.raises(PKCS11Error):
+            private.decrypt(b"\0" * (k - 1) + b"\x02",
+                            mechanism=mechanism("CKM_RSA_PKCS_OAEP"),
+                            mechanism_param=oaep_param(hash_name))
+        return
+    message = MESSAGE[:size or capacity]
+    ciphertext = oaep_encrypt(as_cryptography(public), message, hash_name)
+    got = module_decrypt(private, ciphertext, "CKM_RSA_PKCS_OAEP", oaep_param(hash_name))
+    assert got == message, (
+        f"C_Decrypt(CKM_RSA_PKCS_OAEP, {hash_name}) of an RSAES-OAEP ciphertext must return "
+        f"the {len(message)}-byte message: got {len(got)} bytes {got[:16].hex()}...")
+
+
+@OAEP
+@IMPORTS
+@ENCRYPTS
+def test_rsa_oaep_encryption_is_randomized(foreign_pair, key_bits, hash_name):
+    """PKCS#11 v2.40 curr, PKCS #1 RSA OAEP, with RFC 8017 §7.1.1: the seed is a random
+    octet string, so two encryptions of one message differ."""
+    _, public = foreign_pair(key_bits)
+    if oaep_capacity(modulus_bytes(public), hash_name) < 1:  # no room: must refuse
+        with pytest.raises(PKCS11Error):
+            public.encrypt(MESSAGE[:1], mechanism=mechanism("CKM_RSA_PKCS_OAEP"),
+                           mechanism_param=oaep_param(hash_name))
+        return
+    first, second = (module_encrypt(public, MESSAGE[:1], "CKM_RSA_PKCS_OAEP",
+                                    oaep_param(hash_name)) for _ in range(2))
+    assert first != second, (
+        f"two C_Encrypt(CKM_RSA_PKCS_OAEP, {hash_name}) of one message must differ: both "
+        f"{first[:16].hex()}...")
+
+
+@OAEP
+@IMPORTS
+@ENCRYPTS
+def test_rsa_oaep_encrypt_too_long_data_is_refused(foreign_pair, key_bits, hash_name):
+    """PKCS#11 v2.40 curr, PKCS #1 RSA OAEP: the input holds at most k - 2hLen - 2 bytes;
+    longer data gives CKR_DATA_LEN_RANGE (base §5.1 return values)."""
+    _, public = foreign_pair(key_bits)
+    too_long = max(oaep_capacity(modulus_bytes(public), hash_name) + 1, 1)
+    refuses("CKR_DATA_LEN_RANGE",
+            f"C_Encrypt(CKM_RSA_PKCS_OAEP, {hash_name}) of {too_long} bytes", public.encrypt,
+            MESSAGE[:too_long], mechanism=mechanism("CKM_RSA_PKCS_OAEP"),
+            mechanism_param=oaep_param(hash_name))
+
+
+@KEYGEN
+@OAEP
+@DECRYPTS
+def test_rsa_oaep_decrypt_wrong_length_is_refused(keys, key_bits, hash_name):
+    """PKCS#11 v2.40 curr, PKCS #1 RSA OAEP: the ciphertext has exactly k bytes; a longer
+    one gives CKR_ENCRYPTED_DATA_LEN_RANGE (base §5.1: invalid on the basis of its length,
+    which takes priority over CKR_ENCRYPTED_DATA_INVALID)."""
+    public, private = keys.rsa(key_bits)
+    k = modulus_bytes(public)
+    refuses("CKR_ENCRYPTED_DATA_LEN_RANGE",
+            f"C_Decrypt(CKM_RSA_PKCS_OAEP, {hash_name}) of k + 1 = {k + 1} bytes",
+            private.decrypt, b"\x01" * (k + 1), mechanism=mechanism("CKM_RSA_PKCS_OAEP"),
+            mechanism_param=oaep_param(hash_name))
+
+
+# ---- Refuse or be right: labels and hashes the vendor may not claim ----------------------
+
+@OAEP
+@IMPORTS
+@ENCRYPTS
+def test_rsa_oaep_label_encrypt_is_refused_or_right(foreign_pair, labels_claimed, key_bits,
+                                                     hash_name):
+    """PKCS#11 v2.40 curr, PKCS #1 RSA OAEP mechanism parameters (refuse or be right): with
+    a non-empty label (CKZ_DATA_SPECIFIED, pSourceData), C_Encrypt either fails, which is
+    allowed only when no label is claimed, or gives a ciphertext that decrypts with that
+    label as the label hash lHash (RFC 8017 §7.1.1)."""
+    private, public = foreign_pair(key_bits)
+    what = f"C_Encrypt(CKM_RSA_PKCS_OAEP, {hash_name}, {len(LABEL)}-byte label)"
+    try:
+        ciphertext = public.encrypt(MESSAGE[:16], mechanism=mechanism("CKM_RSA_PKCS_OAEP"),
+                                    mechanism_param=oaep_param(hash_name, LABEL))
+    except PKCS11Error as exc:
+        assert not labels_claimed, f"{what} must succeed (labels are claimed): {ckr_of(exc)}"
+        return  # a clean refusal: labels are not supported
+    try:
+        plain = oaep_decrypt(private, ciphertext, hash_name, LABEL)
+    except ValueError as exc:
+        pytest.fail(f"{what} succeeded, so it must decrypt with that label: {exc}")
+    assert plain == MESSAGE[:16], f"{what}: decrypts to {plain.hex()}"
+
+
+@KEYGEN
+@OAEP
+@DECRYPTS
+def test_rsa_oaep_label_decrypt_is_refused_or_right(keys, labels_claimed, key_bits,
+                                                     hash_name):
+    """PKCS#11 v2.40 curr, PKCS #1 RSA OAEP mechanism parameters (refuse or be right): given
+    a ciphertext made with a non-empty label and that label in pSourceData, C_Decrypt
+    either fails, which is allowed only when no label is claimed, or returns the message;
+    given the wrong label it must fail (RFC 8017 §7.1.2 step 3g)."""
+    public, private = keys.rsa(key_bits)
+    ciphertext = oaep_encrypt(as_cryptography(public), MESSAGE[:16], hash_name, LABEL)
+    what = f"C_Decrypt(CKM_RSA_PKCS_OAEP, {hash_name}, {len(LABEL)}-byte label)"
+    try:
+        got = private.decrypt(ciphertext, mechanism=mechanism("CKM_RSA_PKCS_OAEP"),
+                              mechanism_param=oaep_param(hash_name, LABEL))
+    except PKCS11Error as exc:
+        assert not labels_claimed, f"{what} must succeed (labels are claimed): {ckr_of(exc)}"
+        got = None  # a clean refusal: labels are not supported
+    if got is not None:
+        assert got == MESSAGE[:16], f"{what} must return the message: got {got.hex()}"
+    try:
+        wrong = private.decrypt(ciphertext, mechanism=mechanism("CKM_RSA_PKCS_OAEP"),
+                                mechanism_param=oaep_param(hash_name))
+    except PKCS11Error:
+        return
+    pytest.fail(f"C_Decrypt(CKM_RSA_PKCS_OAEP, {hash_name}) without the label the "
+                f"ciphertext was made with must fail: returned {wrong.hex()}")
+
+
+EVERY_HASH = pytest.mark.parametrize("oaep_hash", sorted(HASH_MECHANISMS))
+
+
+@EVERY_HASH
+@OAEP
+@IMPORTS
+@ENCRYPTS
+def test_rsa_oaep_any_hash_encrypt_is_refused_or_right(foreign_pair, oaep_hash):
+    """PKCS#11 v2.40 curr, PKCS #1 RSA OAEP mechanism parameters (refuse or be right): with
+    any hashAlg and MGF1 over the same hash, claimed or not, C_Encrypt with a 2048-bit key
+    either fails or gives an RSAES-OAEP ciphertext that decrypts with that hash."""
+    private, public = foreign_pair(PROBE_BITS)
+    what = f"C_Encrypt(CKM_RSA_PKCS_OAEP, {oaep_hash})"
+    try:
+        ciphertext = public.encrypt(MESSAGE[:16], mechanism=mechanism("CKM_RSA_PKCS_OAEP"),
+                                    mechanism_param=oaep_param(oaep_hash))
+    except PKCS11Error:
+        return  # a clean refusal: this hash is not supported
+    try:
+        plain = oaep_decrypt(private, ciphertext, oaep_hash)
+    except ValueError as exc:
+        pytest.fail(f"{what} succeeded, so it must decrypt as RSAES-OAEP with {oaep_hash}: "
+                    f"{exc}")
+    assert plain == MESSAGE[:16], f"{what}: decrypts to {plain.hex()}"
+
+
+@EVERY_HASH
+@KEYGEN
+@OAEP
+@DECRYPTS
+def test_rsa_oaep_any_hash_decrypt_is_refused_or_right(keys, oaep_hash):
+    """PKCS#11 v2.40 curr, PKCS #1 RSA OAEP mechanism parameters (refuse or be right): with
+    any hashAlg and MGF1 over the same hash, claimed or not, C_Decrypt of an RSAES-OAEP
+    ciphertext made with that hash (2048-bit key) either fails or returns the message."""
+    public, private = keys.rsa(PROBE_BITS)
+    ciphertext = oaep_encrypt(as_cryptography(public), MESSAGE[:16], oaep_hash)
+    try:
+        got = private.decrypt(ciphertext, mechanism=mechanism("CKM_RSA_PKCS_OAEP"),
+                              mechanism_param=oaep_param(oaep_hash))
+    except PKCS11Error:
+        return  # a clean refusal: this hash is not supported
+    assert got == MESSAGE[:16], (
+        f"C_Decrypt(CKM_RSA_PKCS_OAEP, {oaep_hash}) succeeded, so it must return the "
+        f"message: got {got.hex()}")
