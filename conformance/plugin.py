@@ -204,6 +204,9 @@ def _case(item: pytest.Item, run: Run) -> Case:
     parameters = {PARAMETER_FIXTURES[k]: v for k, v in given.items()
                   if k in PARAMETER_FIXTURES and v is not None}
     mechanisms = _markers(item, "mechanism")
+    if "mechanism_name" in given:  # the parametrized mechanism is the one under test
+        subject = str(given["mechanism_name"])
+        mechanisms = (subject, *(m for m in mechanisms if m != subject))
     unclaimed = [k for k, v in given.items() if k in PARAMETER_FIXTURES and v is None]
     functions, objects = _markers(item, "function"), _markers(item, "object_class")
     decision = decide(run.vendor, run.profiles, case_id, mechanisms, functions, parameters,
