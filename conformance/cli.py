@@ -107,7 +107,7 @@ def _outcome(document: dict[str, object]) -> int:
         return 0 if all(v["status"] == "met" for v in verdicts) else 1
     summary = document["summary"]
     assert isinstance(summary, dict)
-    return 1 if summary.get("FAIL") or summary.get("ERROR") else 0
+    return 1 if any(summary.get(s) for s in ("FAIL", "ERROR", "CRASH", "XPASS")) else 0
 
 
 def _report(args: argparse.Namespace) -> int:

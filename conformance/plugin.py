@@ -296,10 +296,14 @@ class Recorder:
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         payload = next((v for k, v in report.user_properties if k == PAYLOAD), None)
-        if payload is None:
-            return
-        report.user_properties = [(k, v) for k, v in report.user_properties if k != PAYLOAD]
-        results.record_phase(self.cases, json.loads(str(payload)), report)
+        if payload is not None:
+            report.user_properties = [(k, v) for k, v in report.user_properties
+                                      if k != PAYLOAD]
+            results.record_phase(self.cases, json.loads(str(payload)), report)
+        elif report.when == "???" and "crashed" in str(report.longrepr):
+            # pytest-xdist reports a worker that died mid-test with a bare report: keep
+            # the case (and what it was) so the results show the crash.
+            results.record_crash(self.cases, report.nodeid, str(report.longrepr))
 
 
 RECORDER = pytest.StashKey[Recorder]()

@@ -1,7 +1,8 @@
 """The results JSON: one record per test case, the run's identity, profile verdicts.
 
 Statuses: PASS, FAIL, SKIP, XFAIL (known deviation), XPASS (a known deviation that
-no longer happens), ERROR (the harness or a fixture broke).
+no longer happens), ERROR (the harness or a fixture broke), CRASH (the process running
+the test died, e.g. the module segfaulted).
 """
 
 from __future__ import annotations
@@ -85,6 +86,18 @@ def record_phase(cases: dict[str, dict[str, Any]], payload: dict[str, Any],
     entry["duration"] += report.duration
 
 
+def record_crash(cases: dict[str, dict[str, Any]], nodeid: str, message: str) -> None:
+    """A case whose worker process died: CRASH, with whatever metadata arrived before."""
+    path, _, name = nodeid.partition("::")
+    case_id = path.split("suites/", 1)[-1] + "::" + name
+    entry = cases.setdefault(nodeid, {"case": {
+        "id": case_id, "area": case_id.split("/")[0], "test": name.split("[")[0],
+        "mechanisms": [], "functions": [], "objects": [], "parameters": {}, "spec": "",
+        "requirement": "unknown", "required_by": [], "action": "run", "reason": "",
+        "expected_status": "PASS", "known_deviation": None}, "phases": {}, "duration": 0.0})
+    entry["crash"] = message
+
+
 def _message(report: pytest.TestReport) -> str:
     """The first line of what went wrong, or the skip reason."""
     longrepr = report.longrepr
@@ -99,7 +112,10 @@ def _message(report: pytest.TestReport) -> str:
     return text.strip().split("\n")[0]
 
 
-def _status(case: dict[str, Any], phases: dict[str, dict[str, Any]]) -> tuple[str, str]:
+def _status(case: dict[str, Any], phases: dict[str, dict[str, Any]],
+            crash: str | None = None) -> tuple[str, str]:
+    if crash:
+        return "CRASH", f"the module process died during the test ({crash})"
     setup, call, teardown = (phases.get(w) for w in ("setup", "call", "teardown"))
     if setup and setup["outcome"] == "failed":
         return "ERROR", setup["message"]
@@ -128,7 +144,7 @@ def finish_records(cases: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     records = []
     for nodeid, entry in cases.items():
         case = entry["case"]
-        status, message = _status(case, entry["phases"])
+        status, message = _status(case, entry["phases"], entry.get("crash"))
         records.append({
             "id": case["id"], "nodeid": nodeid, "area": case["area"], "test": case["test"],
             "mechanisms": case["mechanisms"], "functions": case["functions"],

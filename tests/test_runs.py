@@ -207,3 +207,22 @@ def test_required_but_unclaimed_fails_without_running(tmp_path):
     skipped = [c for c in cases.values() if c["status"] == "SKIP"]
     assert all(c["message"].endswith("not claimed by vendor small") for c in skipped)
     assert any(c["status"] == "PASS" for c in cases.values())
+
+
+def test_crashing_worker_is_reported_and_the_run_goes_on(tmp_path):
+    """A test whose process dies (here: abort(), as a segfaulting module would) is CRASH
+    in the results, and the other tests still run."""
+    (tmp_path / "test_crash.py").write_text(
+        "import os\n\ndef test_dies():\n    os.abort()\n\n"
+        + "".join(f"def test_lives_{i}():\n    pass\n\n" for i in range(4)))
+    results = tmp_path / "results.json"
+    done = subprocess.run([sys.executable, "-m", "pytest", str(tmp_path / "test_crash.py"),
+                           "--vendor", str(small_vendor(tmp_path, "")), "-n", "2",
+                           "--results", str(results), "-p", "no:cacheprovider"],
+                          capture_output=True, text=True, check=False, cwd=tmp_path)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "1 failed, 4 passed" in done.stdout, done.stdout
+    cases = json.loads(results.read_text())["cases"]
+    crashed = [c for c in cases if c["status"] == "CRASH"]
+    assert [c["test"] for c in crashed] == ["test_dies"], cases
+    assert "crashed" in crashed[0]["message"]
