@@ -300,7 +300,7 @@ class Recorder:
             report.user_properties = [(k, v) for k, v in report.user_properties
                                       if k != PAYLOAD]
             results.record_phase(self.cases, json.loads(str(payload)), report)
-        elif report.when == "???" and "crashed" in str(report.longrepr):
+        elif str(report.when) == "???" and "crashed" in str(report.longrepr):
             # pytest-xdist reports a worker that died mid-test with a bare report: keep
             # the case (and what it was) so the results show the crash.
             results.record_crash(self.cases, report.nodeid, str(report.longrepr))
