@@ -2,9 +2,25 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
+
+# python-pkcs11 0.10.1 (_pkcs11.pxd, map_rv_to_error): the exception class it raises for a
+# CK_RV, where the class name is not the CamelCase of the CKR name; every other class it
+# maps is (SignatureInvalid is CKR_SIGNATURE_INVALID).
+_IRREGULAR = {
+    "AnotherUserAlreadyLoggedIn": "CKR_USER_ANOTHER_ALREADY_LOGGED_IN",
+    "FunctionCancelled": "CKR_FUNCTION_CANCELED",
+    "RandomNoRNG": "CKR_RANDOM_NO_RNG",
+    "SessionReadWriteSOExists": "CKR_SESSION_READ_WRITE_SO_EXISTS",
+    "SlotIDInvalid": "CKR_SLOT_ID_INVALID",
+    "TokenNotRecognised": "CKR_TOKEN_NOT_RECOGNIZED",
+}
+# The pkcs11.exceptions classes map_rv_to_error never raises (python-pkcs11's own lookups).
+_NOT_CKR = {"MultipleObjectsReturned", "MultipleTokensReturned", "NoSuchKey", "NoSuchToken"}
+_UNMAPPED = re.compile(r"Unmapped error code (0x[0-9a-fA-F]+)")
 
 
 def refused(expected: str, function: str, call: Any, *args: Any) -> None:
@@ -17,3 +33,28 @@ def refused(expected: str, function: str, call: Any, *args: Any) -> None:
         assert exc.name == expected, f"{function} must return {expected}: returned {exc.name}"
         return
     pytest.fail(f"{function} must return {expected}: returned CKR_OK")
+
+
+def returned(exc: Exception) -> str:
+    """The CKR_* name behind a python-pkcs11 exception, e.g. ``CKR_SIGNATURE_INVALID``.
+
+    Codes python-pkcs11 does not map arrive as a plain PKCS11Error "Unmapped error code
+    0x..", named here through raw.ckr_name; mapped codes arrive as an exception class, named
+    by the table of map_rv_to_error. A plain PKCS11Error with another text (python-pkcs11's
+    "Should never see this" codes) stays ``PKCS11Error(<text>)``.
+    """
+    from pkcs11.exceptions import PKCS11Error
+
+    from .raw import ckr_name
+
+    name = type(exc).__name__
+    if type(exc) is PKCS11Error:
+        unmapped = _UNMAPPED.fullmatch(str(exc))
+        if unmapped:
+            return ckr_name(int(unmapped.group(1), 16))
+        return f"PKCS11Error({exc})"
+    if not isinstance(exc, PKCS11Error) or name in _NOT_CKR:
+        return f"{name}({exc})"
+    if name in _IRREGULAR:
+        return _IRREGULAR[name]
+    return "CKR_" + re.sub(r"(?<!^)(?=[A-Z])", "_", name).upper()

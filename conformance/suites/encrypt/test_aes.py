@@ -7,7 +7,6 @@ equal cryptography's, and the module must decrypt cryptography's ciphertext.
 """
 
 import ctypes
-import re
 
 import pytest
 from cryptography.hazmat.primitives import padding
@@ -16,8 +15,9 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pkcs11 import Attribute, GCMParams, KeyType, ObjectClass
 from pkcs11.exceptions import PKCS11Error
 
-from conformance import raw as ck
 from conformance.names import mechanism
+from conformance.suite import returned
+from conformance.suites.encrypt.encryption import module_decrypt, module_encrypt, refuses
 
 BLOCK = 16
 IV = bytes.fromhex("000102030405060708090a0b0c0d0e0f")
@@ -77,22 +77,12 @@ def aes_key(session):
                     Attribute.ENCRYPT: True, Attribute.DECRYPT: True})
             except PKCS11Error as exc:
                 pytest.fail(f"C_CreateObject of a {bits}-bit AES key with CKA_VALUE must "
-                            f"succeed: {ckr_of(exc)}")
+                            f"succeed: {returned(exc)}")
         return made[bits]
 
     yield key
     for made_key in made.values():
         made_key.destroy()
-
-
-def ckr_of(exc):
-    """The CKR_* name behind a python-pkcs11 exception."""
-    unmapped = re.search(r"Unmapped error code (0x[0-9a-fA-F]+)", str(exc))
-    if unmapped:
-        return ck.ckr_name(int(unmapped.group(1), 16))
-    if type(exc) is PKCS11Error:
-        return f"PKCS11Error({exc})"
-    return "CKR_" + re.sub(r"(?<!^)(?=[A-Z])", "_", type(exc).__name__).upper()
 
 
 class CK_AES_CTR_PARAMS(ctypes.Structure):
@@ -126,25 +116,9 @@ def reference_encrypt(mechanism_name, key, data, counter_block=COUNTER_BLOCKS["r
     return encryptor.update(data) + encryptor.finalize()
 
 
-def module_encrypt(key, mechanism_name, data, param):
-    try:
-        return key.encrypt(data, mechanism=mechanism(mechanism_name), mechanism_param=param)
-    except PKCS11Error as exc:
-        pytest.fail(f"C_Encrypt({mechanism_name}) of {len(data)} bytes must succeed: "
-                    f"{ckr_of(exc)}")
-
-
-def module_decrypt(key, mechanism_name, data, param):
-    try:
-        return key.decrypt(data, mechanism=mechanism(mechanism_name), mechanism_param=param)
-    except PKCS11Error as exc:
-        pytest.fail(f"C_Decrypt({mechanism_name}) of {len(data)} bytes must succeed: "
-                    f"{ckr_of(exc)}")
-
-
 def check_encrypt(aes_key, key_bits, mechanism_name, data):
     _, param, _ = mode_of(mechanism_name)
-    got = module_encrypt(aes_key(key_bits), mechanism_name, data, param)
+    got = module_encrypt(aes_key(key_bits), data, mechanism_name, param)
     expected = reference_encrypt(mechanism_name, key_value(key_bits), data)
     assert got == expected, (
         f"C_Encrypt({mechanism_name}) of {len(data)} bytes must equal cryptography's "
@@ -155,7 +129,7 @@ def check_encrypt(aes_key, key_bits, mechanism_name, data):
 def check_decrypt(aes_key, key_bits, mechanism_name, data):
     _, param, _ = mode_of(mechanism_name)
     ciphertext = reference_encrypt(mechanism_name, key_value(key_bits), data)
-    got = module_decrypt(aes_key(key_bits), mechanism_name, ciphertext, param)
+    got = module_decrypt(aes_key(key_bits), ciphertext, mechanism_name, param)
     assert got == data, (
         f"C_Decrypt({mechanism_name}) of cryptography's {len(ciphertext)}-byte ciphertext "
         f"must return the {len(data)}-byte plaintext: got {len(got)} bytes {got[:32].hex()}...")
@@ -175,7 +149,7 @@ def check_multi_part(aes_key, key_bits, mechanism_name, parts):
         got = b"".join(key.encrypt(iter(chunks), mechanism=mechanism(mechanism_name),
                                    mechanism_param=param))
     except PKCS11Error as exc:
-        pytest.fail(f"C_EncryptUpdate/C_EncryptFinal({what}) must succeed: {ckr_of(exc)}")
+        pytest.fail(f"C_EncryptUpdate/C_EncryptFinal({what}) must succeed: {returned(exc)}")
     assert got == expected, (
         f"C_EncryptUpdate/C_EncryptFinal({what}) must equal cryptography's ciphertext: got "
         f"{len(got)} bytes {got[:32].hex()}..., expected {len(expected)} bytes "
@@ -189,7 +163,7 @@ def check_multi_part(aes_key, key_bits, mechanism_name, parts):
         plain = b"".join(key.decrypt(iter(cipher_parts), mechanism=mechanism(mechanism_name),
                                      mechanism_param=param))
     except PKCS11Error as exc:
-        pytest.fail(f"C_DecryptUpdate/C_DecryptFinal({what}) must succeed: {ckr_of(exc)}")
+        pytest.fail(f"C_DecryptUpdate/C_DecryptFinal({what}) must succeed: {returned(exc)}")
     assert plain == data, (
         f"C_DecryptUpdate/C_DecryptFinal({what}) of cryptography's ciphertext must return "
         f"the plaintext: got {len(plain)} bytes {plain[:32].hex()}...")
@@ -272,11 +246,11 @@ def test_aes_ctr_counter_block_is_a_128_bit_counter(aes_key, key_bits, counter):
     data = PLAINTEXT[:100]
     key = aes_key(key_bits)
     expected = reference_encrypt("CKM_AES_CTR", key_value(key_bits), data, block)
-    got = module_encrypt(key, "CKM_AES_CTR", data, ctr_param(block))
+    got = module_encrypt(key, data, "CKM_AES_CTR", ctr_param(block))
     assert got == expected, (
         f"C_Encrypt(CKM_AES_CTR, cb={block.hex()}) must equal cryptography's CTR: got "
         f"{got.hex()}, expected {expected.hex()}")
-    plain = module_decrypt(key, "CKM_AES_CTR", expected, ctr_param(block))
+    plain = module_decrypt(key, expected, "CKM_AES_CTR", ctr_param(block))
     assert plain == data, (
         f"C_Decrypt(CKM_AES_CTR, cb={block.hex()}) of cryptography's ciphertext must return "
         f"the plaintext: got {plain.hex()}")
@@ -289,16 +263,9 @@ def test_aes_encrypt_unaligned_input_is_refused(aes_key, mechanism_name, key_bit
     """PKCS#11 v2.40 curr, AES-ECB and AES-CBC: the input length must be a multiple of the
     block size; otherwise C_Encrypt returns CKR_DATA_LEN_RANGE (base §5.1 return values)."""
     _, param, _ = mode_of(mechanism_name)
-    try:
-        got = aes_key(key_bits).encrypt(PLAINTEXT[:17], mechanism=mechanism(mechanism_name),
-                                        mechanism_param=param)
-    except PKCS11Error as exc:
-        assert ckr_of(exc) == "CKR_DATA_LEN_RANGE", (
-            f"C_Encrypt({mechanism_name}) of 17 bytes must return CKR_DATA_LEN_RANGE: "
-            f"returned {ckr_of(exc)}")
-        return
-    pytest.fail(f"C_Encrypt({mechanism_name}) of 17 bytes must return CKR_DATA_LEN_RANGE: "
-                f"returned CKR_OK and {len(got)} bytes")
+    refuses("CKR_DATA_LEN_RANGE", f"C_Encrypt({mechanism_name}) of 17 bytes",
+            aes_key(key_bits).encrypt, PLAINTEXT[:17], mechanism=mechanism(mechanism_name),
+            mechanism_param=param)
 
 
 @pytest.mark.mechanisms("CKM_AES_CBC", "CKM_AES_CBC_PAD", "CKM_AES_ECB")
@@ -309,16 +276,9 @@ def test_aes_decrypt_unaligned_ciphertext_is_refused(aes_key, mechanism_name, ke
     be a multiple of the block size; otherwise C_Decrypt returns
     CKR_ENCRYPTED_DATA_LEN_RANGE (base §5.1 return values)."""
     _, param, _ = mode_of(mechanism_name)
-    try:
-        got = aes_key(key_bits).decrypt(PLAINTEXT[:17], mechanism=mechanism(mechanism_name),
-                                        mechanism_param=param)
-    except PKCS11Error as exc:
-        assert ckr_of(exc) == "CKR_ENCRYPTED_DATA_LEN_RANGE", (
-            f"C_Decrypt({mechanism_name}) of 17 bytes must return "
-            f"CKR_ENCRYPTED_DATA_LEN_RANGE: returned {ckr_of(exc)}")
-        return
-    pytest.fail(f"C_Decrypt({mechanism_name}) of 17 bytes must return "
-                f"CKR_ENCRYPTED_DATA_LEN_RANGE: returned CKR_OK and {len(got)} bytes")
+    refuses("CKR_ENCRYPTED_DATA_LEN_RANGE", f"C_Decrypt({mechanism_name}) of 17 bytes",
+            aes_key(key_bits).decrypt, PLAINTEXT[:17], mechanism=mechanism(mechanism_name),
+            mechanism_param=param)
 
 
 # ---- AES-GCM ---------------------------------------------------------------------------
@@ -336,7 +296,7 @@ def gcm_encrypt(key, data, aad, tag_bits):
                            mechanism_param=GCMParams(GCM_IV, aad or None, tag_bits))
     except PKCS11Error as exc:
         pytest.fail(f"C_Encrypt(CKM_AES_GCM, ulTagBits={tag_bits}) of {len(data)} bytes must "
-                    f"succeed: {ckr_of(exc)}")
+                    f"succeed: {returned(exc)}")
 
 
 def gcm_decrypt(key, data, aad, tag_bits):
@@ -392,7 +352,7 @@ def test_aes_gcm_decrypt_recovers_cryptography_plaintext(aes_key, key_bits, tag_
         got = gcm_decrypt(aes_key(key_bits), sealed, aad, tag_bits)
     except PKCS11Error as exc:
         pytest.fail(f"C_Decrypt(CKM_AES_GCM, ulTagBits={tag_bits}) of cryptography's "
-                    f"{len(sealed)} bytes must succeed: {ckr_of(exc)}")
+                    f"{len(sealed)} bytes must succeed: {returned(exc)}")
     assert got == data, (
         f"C_Decrypt(CKM_AES_GCM, ulTagBits={tag_bits}) of cryptography's ciphertext must "
         f"return the plaintext: got {got.hex()}, expected {data.hex()}")
@@ -441,9 +401,9 @@ def test_aes_gcm_wrong_tag_is_reported_as_invalid_ciphertext(aes_key, key_bits, 
     try:
         got = gcm_decrypt(aes_key(key_bits), sealed, aad, tag_bits)
     except PKCS11Error as exc:
-        assert ckr_of(exc) in TAG_FAILURE_CODES, (
+        assert returned(exc) in TAG_FAILURE_CODES, (
             f"C_Decrypt(CKM_AES_GCM, ulTagBits={tag_bits}) with a wrong tag must return "
-            f"{' or '.join(TAG_FAILURE_CODES)}: returned {ckr_of(exc)}")
+            f"{' or '.join(TAG_FAILURE_CODES)}: returned {returned(exc)}")
         return
     pytest.fail(f"C_Decrypt(CKM_AES_GCM, ulTagBits={tag_bits}) with a wrong tag must return "
                 f"{' or '.join(TAG_FAILURE_CODES)}: returned CKR_OK and {got.hex()}")
@@ -473,7 +433,7 @@ def test_aes_gcm_any_standard_tag_length_is_refused_or_right(aes_key, key_bits, 
         plain = gcm_decrypt(key, sealed, AAD, tag_length)
     except PKCS11Error as exc:
         pytest.fail(f"C_Decrypt(CKM_AES_GCM, ulTagBits={tag_length}) must decrypt what "
-                    f"C_Encrypt made with the same parameters: {ckr_of(exc)}")
+                    f"C_Encrypt made with the same parameters: {returned(exc)}")
     assert plain == data, (
         f"C_Decrypt(CKM_AES_GCM, ulTagBits={tag_length}) must return the plaintext: got "
         f"{plain.hex()}")

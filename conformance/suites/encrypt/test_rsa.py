@@ -10,18 +10,18 @@ check a ciphertext.
 
 import hashlib
 import os
-import re
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from pkcs11 import MGF, Attribute, MechanismFlag
 from pkcs11.exceptions import PKCS11Error
 
-from conformance import raw as ck
 from conformance.interop import HASH_MECHANISMS, HASHES, as_cryptography, import_public
 from conformance.model import parameter_values
 from conformance.names import mechanism
 from conformance.plugin import RUN
+from conformance.suite import returned
+from conformance.suites.encrypt.encryption import module_decrypt, module_encrypt, refuses
 
 MESSAGE = bytes((i * 29 + 11) % 256 for i in range(2048))  # room for 16384-bit keys
 LABEL = b"pkcs11-conformance OAEP label"
@@ -40,16 +40,6 @@ ENCRYPTS = pytest.mark.function("C_Encrypt")
 DECRYPTS = pytest.mark.function("C_Decrypt")
 
 
-def ckr_of(exc):
-    """The CKR_* name behind a python-pkcs11 exception."""
-    unmapped = re.search(r"Unmapped error code (0x[0-9a-fA-F]+)", str(exc))
-    if unmapped:
-        return ck.ckr_name(int(unmapped.group(1), 16))
-    if type(exc) is PKCS11Error:
-        return f"PKCS11Error({exc})"
-    return "CKR_" + re.sub(r"(?<!^)(?=[A-Z])", "_", type(exc).__name__).upper()
-
-
 @pytest.fixture(scope="module")
 def foreign_pair(session):
     """(cryptography private key, module public key object) of `bits` bits: the key pair is
@@ -63,7 +53,7 @@ def foreign_pair(session):
                 public = import_public(session, private.public_key(), MechanismFlag.ENCRYPT)
             except PKCS11Error as exc:
                 pytest.fail(f"C_CreateObject of a {bits}-bit RSA public key must succeed: "
-                            f"{ckr_of(exc)}")
+                            f"{returned(exc)}")
             made[bits] = (private, public)
         return made[bits]
 
@@ -167,32 +157,6 @@ def _rfc8017_decrypt(private, ciphertext, hash_name, label):
 
 
 # ---- PKCS #1 v1.5 -----------------------------------------------------------------------
-
-def module_encrypt(public, data, mechanism_name, param=None):
-    try:
-        return public.encrypt(data, mechanism=mechanism(mechanism_name), mechanism_param=param)
-    except PKCS11Error as exc:
-        pytest.fail(f"C_Encrypt({mechanism_name}) of {len(data)} bytes must succeed: "
-                    f"{ckr_of(exc)}")
-
-
-def module_decrypt(private, data, mechanism_name, param=None):
-    try:
-        return private.decrypt(data, mechanism=mechanism(mechanism_name), mechanism_param=param)
-    except PKCS11Error as exc:
-        pytest.fail(f"C_Decrypt({mechanism_name}) of a {len(data)}-byte ciphertext must "
-                    f"succeed: {ckr_of(exc)}")
-
-
-def refuses(expected, what, call, *args, **kwargs):
-    """Assert that a python-pkcs11 call fails with exactly the CKR `expected`."""
-    try:
-        got = call(*args, **kwargs)
-    except PKCS11Error as exc:
-        assert ckr_of(exc) == expected, f"{what} must return {expected}: returned {ckr_of(exc)}"
-        return
-    pytest.fail(f"{what} must return {expected}: returned CKR_OK and {len(got)} bytes")
-
 
 @EACH_SIZE
 @PKCS1
@@ -399,7 +363,7 @@ def test_rsa_oaep_label_encrypt_is_refused_or_right(foreign_pair, labels_claimed
         ciphertext = public.encrypt(MESSAGE[:16], mechanism=mechanism("CKM_RSA_PKCS_OAEP"),
                                     mechanism_param=oaep_param(hash_name, LABEL))
     except PKCS11Error as exc:
-        assert not labels_claimed, f"{what} must succeed (labels are claimed): {ckr_of(exc)}"
+        assert not labels_claimed, f"{what} must succeed (labels are claimed): {returned(exc)}"
         return  # a clean refusal: labels are not supported
     try:
         plain = oaep_decrypt(private, ciphertext, hash_name, LABEL)
@@ -424,7 +388,7 @@ def test_rsa_oaep_label_decrypt_is_refused_or_right(keys, labels_claimed, key_bi
         got = private.decrypt(ciphertext, mechanism=mechanism("CKM_RSA_PKCS_OAEP"),
                               mechanism_param=oaep_param(hash_name, LABEL))
     except PKCS11Error as exc:
-        assert not labels_claimed, f"{what} must succeed (labels are claimed): {ckr_of(exc)}"
+        assert not labels_claimed, f"{what} must succeed (labels are claimed): {returned(exc)}"
         got = None  # a clean refusal: labels are not supported
     if got is not None:
         assert got == MESSAGE[:16], f"{what} must return the message: got {got.hex()}"

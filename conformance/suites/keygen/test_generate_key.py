@@ -5,14 +5,13 @@ cache of session objects, destroyed at the end of the module) and checked by sev
 tests, one rule each.
 """
 
-import hashlib
-
 import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from pkcs11 import Attribute, KeyType, Mechanism, MechanismFlag, ObjectClass
 from pkcs11.exceptions import AttributeSensitive
 
 from conformance.names import mechanism
+from conformance.suites.keygen.generation import Generated
 
 KEY_TYPES = {"CKM_AES_KEY_GEN": KeyType.AES, "CKM_GENERIC_SECRET_KEY_GEN": KeyType.GENERIC_SECRET}
 # The usage flags each key asks for: some true, some false, so a module that ignores the
@@ -61,51 +60,38 @@ class Secret:
             pytest.fail(f"C_GetAttributeValue({ck(attribute)}) of the key from {self.what} "
                         f"must succeed: {type(exc).__name__}: {exc}")
 
+    def destroy(self):
+        self.key.destroy()
 
-class Generator:
+
+class Generator(Generated):
     """Generates each secret key once (session objects). A failed generation is
     remembered and reported by every test that needs that key, without retrying it."""
 
-    def __init__(self, session):
-        self.session = session
-        self.keys = {}
+    function = "C_GenerateKey"
 
     def key(self, mechanism_name, key_bits, protection="sensitive"):
         what = f"{mechanism_name} {key_bits} bits {protection}"
-        if what not in self.keys:
-            label = f"conformance keygen {what}"
-            key_id = hashlib.sha256(label.encode()).digest()[:8]
+
+        def generate(label, key_id):
             usage = USAGE[mechanism_name]
             capabilities = MechanismFlag(0)
             for attribute, wanted in usage.items():
                 if wanted:
                     capabilities |= CAPABILITIES[attribute]
-            try:
-                key = self.session.generate_key(
-                    KEY_TYPES[mechanism_name], key_bits, id=key_id, label=label, store=False,
-                    capabilities=capabilities, mechanism=mechanism(mechanism_name),
-                    template={Attribute.PRIVATE: True, **PROTECTION[protection], **usage})
-            except Exception as exc:  # noqa: BLE001 - remembered, reported as a FAIL
-                self.keys[what] = (f"C_GenerateKey({what}) must succeed: "
-                                   f"{type(exc).__name__}: {exc}")
-            else:
-                self.keys[what] = Secret(mechanism_name, what, key, label, key_id, protection)
-        made = self.keys[what]
-        if isinstance(made, str):
-            pytest.fail(made)
-        return made
+            key = self.session.generate_key(
+                KEY_TYPES[mechanism_name], key_bits, id=key_id, label=label, store=False,
+                capabilities=capabilities, mechanism=mechanism(mechanism_name),
+                template={Attribute.PRIVATE: True, **PROTECTION[protection], **usage})
+            return Secret(mechanism_name, what, key, label, key_id, protection)
 
-    def close(self):
-        for made in self.keys.values():
-            if isinstance(made, Secret):
-                made.key.destroy()
+        return self.once(what, generate)
 
 
 @pytest.fixture(scope="module")
 def generator(session):
-    made = Generator(session)
-    yield made
-    made.close()
+    with Generator(session) as made:
+        yield made
 
 
 @SECRET_KEY_GENS

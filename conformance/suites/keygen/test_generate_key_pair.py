@@ -6,8 +6,6 @@ session objects, destroyed at the end of the module) and checked by several test
 rule each, so an RSA-4096 pair costs one generation however many rules it is held to.
 """
 
-import hashlib
-
 import pytest
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -16,6 +14,7 @@ from pkcs11 import Attribute, KeyType, Mechanism, MechanismFlag, ObjectClass
 from pkcs11.exceptions import AttributeSensitive
 
 from conformance.interop import EC_CURVES, ec_params, field_bytes
+from conformance.suites.keygen.generation import Generated
 
 MESSAGE = b"pkcs11-conformance key generation check"
 # The curveName choice of CKA_EC_PARAMS for Edwards curves (PKCS#11 v3.0 curr).
@@ -63,49 +62,33 @@ class Pair:
             pytest.fail(f"C_GetAttributeValue({ck(attribute)}) of the {which} key from "
                         f"{self.what} must succeed: {type(exc).__name__}: {exc}")
 
+    def destroy(self):
+        self.public.destroy()
+        self.private.destroy()
 
-class Generator:
+
+class Generator(Generated):
     """Generates each key pair once (session objects). A failed generation is remembered
     and reported by every test that needs that pair, without retrying it."""
 
-    def __init__(self, session):
-        self.session = session
-        self.pairs = {}
+    function = "C_GenerateKeyPair"
 
     def pair(self, mechanism, key_type, what, key_length=None, public_template=None):
-        if what not in self.pairs:
-            label = f"conformance keygen {what}"
-            key_id = hashlib.sha256(label.encode()).digest()[:8]
-            try:
-                public, private = self.session.generate_keypair(
-                    key_type, key_length, id=key_id, label=label, store=False,
-                    capabilities=MechanismFlag.SIGN | MechanismFlag.VERIFY,
-                    mechanism=mechanism,
-                    public_template={**(public_template or {}), **PUBLIC_FLAGS},
-                    private_template={**PROTECTION, **PRIVATE_FLAGS})
-            except Exception as exc:  # noqa: BLE001 - remembered, reported as a FAIL
-                self.pairs[what] = (f"C_GenerateKeyPair({what}) must succeed: "
-                                    f"{type(exc).__name__}: {exc}")
-            else:
-                self.pairs[what] = Pair(mechanism, key_type, what, public, private, label,
-                                        key_id)
-        made = self.pairs[what]
-        if isinstance(made, str):
-            pytest.fail(made)
-        return made
+        def generate(label, key_id):
+            public, private = self.session.generate_keypair(
+                key_type, key_length, id=key_id, label=label, store=False,
+                capabilities=MechanismFlag.SIGN | MechanismFlag.VERIFY, mechanism=mechanism,
+                public_template={**(public_template or {}), **PUBLIC_FLAGS},
+                private_template={**PROTECTION, **PRIVATE_FLAGS})
+            return Pair(mechanism, key_type, what, public, private, label, key_id)
 
-    def close(self):
-        for made in self.pairs.values():
-            if isinstance(made, Pair):
-                made.public.destroy()
-                made.private.destroy()
+        return self.once(what, generate)
 
 
 @pytest.fixture(scope="module")
 def generator(session):
-    made = Generator(session)
-    yield made
-    made.close()
+    with Generator(session) as made:
+        yield made
 
 
 def rsa_pair(generator, key_bits, public_exponent):
