@@ -172,6 +172,8 @@ CKR: dict[int, str] = {
 
 CKR_OK = 0x00000000
 CKR_ARGUMENTS_BAD = 0x00000007
+CKR_ATTRIBUTE_SENSITIVE = 0x00000011
+CKR_ATTRIBUTE_TYPE_INVALID = 0x00000012
 CKR_FUNCTION_NOT_SUPPORTED = 0x00000054
 CKR_BUFFER_TOO_SMALL = 0x00000150
 CKR_CRYPTOKI_NOT_INITIALIZED = 0x00000190
@@ -292,6 +294,48 @@ CKM_SHA256 = 0x00000250
 CKM_SHA224 = 0x00000255
 CKM_SHA384 = 0x00000260
 CKM_SHA512 = 0x00000270
+
+# Object classes, key types and attributes the object and attribute checks use (pkcs11t.h)
+CKO_DATA = 0x00000000
+CKO_CERTIFICATE = 0x00000001
+CKO_PUBLIC_KEY = 0x00000002
+CKO_PRIVATE_KEY = 0x00000003
+CKO_SECRET_KEY = 0x00000004
+CKK_RSA = 0x00000000
+CKK_EC = 0x00000003
+CKK_GENERIC_SECRET = 0x00000010
+CKK_AES = 0x0000001F
+CKA_TOKEN = 0x00000001
+CKA_PRIVATE = 0x00000002
+CKA_LABEL = 0x00000003
+CKA_APPLICATION = 0x00000010
+CKA_VALUE = 0x00000011
+CKA_OBJECT_ID = 0x00000012
+CKA_KEY_TYPE = 0x00000100
+CKA_ID = 0x00000102
+CKA_SENSITIVE = 0x00000103
+CKA_ENCRYPT = 0x00000104
+CKA_DECRYPT = 0x00000105
+CKA_WRAP = 0x00000106
+CKA_UNWRAP = 0x00000107
+CKA_SIGN = 0x00000108
+CKA_VERIFY = 0x0000010A
+CKA_DERIVE = 0x0000010C
+CKA_MODULUS = 0x00000120
+CKA_MODULUS_BITS = 0x00000121
+CKA_PUBLIC_EXPONENT = 0x00000122
+CKA_PRIVATE_EXPONENT = 0x00000123
+CKA_PRIME_1 = 0x00000124
+CKA_PRIME_2 = 0x00000125
+CKA_EXPONENT_1 = 0x00000126
+CKA_EXPONENT_2 = 0x00000127
+CKA_COEFFICIENT = 0x00000128
+CKA_VALUE_LEN = 0x00000161
+CKA_EXTRACTABLE = 0x00000162
+CKA_LOCAL = 0x00000163
+CKA_NEVER_EXTRACTABLE = 0x00000164
+CKA_ALWAYS_SENSITIVE = 0x00000165
+CKA_MODIFIABLE = 0x00000170
 
 # --------------------------------------------------------------------------------------
 # C structures
@@ -900,4 +944,181 @@ class Module:
         self._check("C_DigestFinal", h, None, byref(length))
         buffer = create_string_buffer(length.value)
         self._check("C_DigestFinal", h, buffer, byref(length))
+        return buffer.raw[: length.value]
+
+    # -- objects, keys and operations for the error-handling checks (suites/errors) -----
+    # Templates map CKA_* to a value: a bool goes as CK_BBOOL, an int as CK_ULONG, bytes
+    # as they are. Mechanisms here take no parameter.
+
+    @staticmethod
+    def _template(template: dict[int, bool | int | bytes]) -> tuple[Any, list[Any]]:
+        """A CK_ATTRIBUTE array for ``template``, and the value buffers it points into
+        (keep them alive while the call runs)."""
+        items = list(template.items())
+        attributes = (CK_ATTRIBUTE * max(len(items), 1))()
+        buffers: list[Any] = []
+        for index, (kind, value) in enumerate(items):
+            if isinstance(value, bool):
+                buffer: Any = CK_BYTE(int(value))
+                size = ctypes.sizeof(CK_BYTE)
+            elif isinstance(value, int):
+                buffer = CK_ULONG(value)
+                size = ctypes.sizeof(CK_ULONG)
+            else:
+                buffer = create_string_buffer(bytes(value))
+                size = len(value)
+            buffers.append(buffer)
+            attributes[index].type = kind
+            attributes[index].pValue = ctypes.addressof(buffer)
+            attributes[index].ulValueLen = size
+        return attributes, buffers
+
+    def create_object(self, h: int, template: dict[int, bool | int | bytes]) -> int:
+        attributes, _buffers = self._template(template)
+        handle = CK_ULONG(0)
+        self._check("C_CreateObject", h, attributes, len(template), byref(handle))
+        return int(handle.value)
+
+    def destroy_object(self, h: int, obj: int) -> None:
+        self._check("C_DestroyObject", h, obj)
+
+    def generate_key(self, h: int, mech: int, template: dict[int, bool | int | bytes]) -> int:
+        """C_GenerateKey with a parameterless mechanism; returns the key handle."""
+        mechanism = CK_MECHANISM(mech, None, 0)
+        attributes, _buffers = self._template(template)
+        handle = CK_ULONG(0)
+        self._check("C_GenerateKey", h, byref(mechanism), attributes, len(template),
+                    byref(handle))
+        return int(handle.value)
+
+    def generate_key_pair(self, h: int, mech: int, public: dict[int, bool | int | bytes],
+                          private: dict[int, bool | int | bytes]) -> tuple[int, int]:
+        """C_GenerateKeyPair with a parameterless mechanism; returns (public, private)."""
+        mechanism = CK_MECHANISM(mech, None, 0)
+        public_attributes, _public_buffers = self._template(public)
+        private_attributes, _private_buffers = self._template(private)
+        public_handle, private_handle = CK_ULONG(0), CK_ULONG(0)
+        self._check("C_GenerateKeyPair", h, byref(mechanism), public_attributes, len(public),
+                    private_attributes, len(private), byref(public_handle),
+                    byref(private_handle))
+        return int(public_handle.value), int(private_handle.value)
+
+    def find_objects_init(self, h: int, template: dict[int, bool | int | bytes]) -> None:
+        attributes, _buffers = self._template(template)
+        self._check("C_FindObjectsInit", h, attributes, len(template))
+
+    def find_objects_next(self, h: int, max_count: int = 16) -> list[int]:
+        """One C_FindObjects call of an active search: up to ``max_count`` handles."""
+        batch, count = (CK_ULONG * max(max_count, 1))(), CK_ULONG(0)
+        self._check("C_FindObjects", h, batch, max_count, byref(count))
+        return [int(x) for x in batch[: count.value]]
+
+    def find_objects_final(self, h: int) -> None:
+        self._check("C_FindObjectsFinal", h)
+
+    def encrypt_init(self, h: int, mech: int, key: int) -> None:
+        """C_EncryptInit with a parameterless mechanism."""
+        mechanism = CK_MECHANISM(mech, None, 0)
+        self._check("C_EncryptInit", h, byref(mechanism), key)
+
+    def sign_init(self, h: int, mech: int, key: int) -> None:
+        """C_SignInit with a parameterless mechanism."""
+        mechanism = CK_MECHANISM(mech, None, 0)
+        self._check("C_SignInit", h, byref(mechanism), key)
+
+    def sign(self, h: int, data: bytes) -> bytes:
+        """Single-part C_Sign: a NULL output buffer for the length, then the buffer."""
+        length = CK_ULONG(0)
+        self._check("C_Sign", h, data, len(data), None, byref(length))
+        buffer = create_string_buffer(length.value)
+        self._check("C_Sign", h, data, len(data), buffer, byref(length))
+        return buffer.raw[: length.value]
+
+    def digest_key(self, h: int, key: int) -> None:
+        self._check("C_DigestKey", h, key)
+
+    def digest_into(self, h: int, data: bytes, size: int | None) -> tuple[int, int, bytes]:
+        """One C_Digest call with an output buffer of ``size`` bytes (None: NULL_PTR), for
+        checks of the output-buffer convention (v2.40 base §5.2). Returns the raw CK_RV,
+        *pulDigestLen after the call, and the first *pulDigestLen bytes of the buffer."""
+        length = CK_ULONG(size or 0)
+        buffer = None if size is None else create_string_buffer(max(size, 1))
+        rv = self.call("C_Digest", h, data, len(data), buffer, byref(length))
+        output = b"" if buffer is None else buffer.raw[: min(length.value, size or 0)]
+        return rv, int(length.value), output
+
+    # -- attributes, copies and key usage (suites/attributes, suites/objects) ----------
+    # Same template convention as above. The C_GetAttributeValue calls return the raw
+    # CK_RV, because CKR_ATTRIBUTE_SENSITIVE, CKR_ATTRIBUTE_TYPE_INVALID and
+    # CKR_BUFFER_TOO_SMALL come with per-attribute results (v2.40 base §5.7.5).
+
+    def get_attribute_value_into(self, h: int, obj: int, request: list[tuple[int, int | None]]
+                                 ) -> tuple[int, list[tuple[int, int, bytes | None]]]:
+        """One C_GetAttributeValue call with a buffer of the given size per attribute
+        (None: a NULL pValue, i.e. a length query). Returns the raw CK_RV and, per
+        attribute, (type, ulValueLen after the call, value): the value is the first
+        ulValueLen bytes of the buffer when a buffer was given and ulValueLen fits in it,
+        otherwise None."""
+        attributes = (CK_ATTRIBUTE * max(len(request), 1))()
+        buffers: list[Any] = []
+        for index, (kind, size) in enumerate(request):
+            buffer = None if size is None else create_string_buffer(max(size, 1))
+            buffers.append(buffer)
+            attributes[index].type = kind
+            attributes[index].pValue = None if buffer is None else ctypes.addressof(buffer)
+            attributes[index].ulValueLen = size or 0
+        rv = self.call("C_GetAttributeValue", h, obj, attributes, len(request))
+        out: list[tuple[int, int, bytes | None]] = []
+        for index, (kind, size) in enumerate(request):
+            length, buffer = int(attributes[index].ulValueLen), buffers[index]
+            fits = buffer is not None and size is not None and length <= size
+            out.append((kind, length, buffer.raw[:length] if fits else None))
+        return rv, out
+
+    def get_attribute_values(self, h: int, obj: int, kinds: list[int]
+                             ) -> tuple[int, list[tuple[int, int, bytes | None]]]:
+        """C_GetAttributeValue with the two-call length convention: NULL pValues first for
+        the lengths, then buffers of exactly those lengths (a NULL pValue again where the
+        length came back as CK_UNAVAILABLE_INFORMATION). Returns the second call's raw
+        CK_RV and its per-attribute results, as ``get_attribute_value_into``. Raises
+        CKRError when the first call fails with any code other than the three that carry
+        per-attribute results."""
+        rv, lengths = self.get_attribute_value_into(h, obj, [(kind, None) for kind in kinds])
+        if rv not in (CKR_OK, CKR_ATTRIBUTE_SENSITIVE, CKR_ATTRIBUTE_TYPE_INVALID):
+            raise CKRError("C_GetAttributeValue", rv)
+        return self.get_attribute_value_into(h, obj, [
+            (kind, None if length == CK_UNAVAILABLE_INFORMATION else length)
+            for kind, length, _ in lengths])
+
+    def set_attribute_value(self, h: int, obj: int,
+                            template: dict[int, bool | int | bytes]) -> None:
+        attributes, _buffers = self._template(template)
+        self._check("C_SetAttributeValue", h, obj, attributes, len(template))
+
+    def copy_object(self, h: int, obj: int, template: dict[int, bool | int | bytes]) -> int:
+        """C_CopyObject; returns the handle of the copy."""
+        attributes, _buffers = self._template(template)
+        handle = CK_ULONG(0)
+        self._check("C_CopyObject", h, obj, attributes, len(template), byref(handle))
+        return int(handle.value)
+
+    def decrypt_init(self, h: int, mech: int, key: int) -> None:
+        """C_DecryptInit with a parameterless mechanism."""
+        mechanism = CK_MECHANISM(mech, None, 0)
+        self._check("C_DecryptInit", h, byref(mechanism), key)
+
+    def verify_init(self, h: int, mech: int, key: int) -> None:
+        """C_VerifyInit with a parameterless mechanism."""
+        mechanism = CK_MECHANISM(mech, None, 0)
+        self._check("C_VerifyInit", h, byref(mechanism), key)
+
+    def wrap_key(self, h: int, mech: int, wrapping_key: int, key: int) -> bytes:
+        """C_WrapKey with a parameterless mechanism: a NULL output buffer for the length,
+        then the buffer."""
+        mechanism = CK_MECHANISM(mech, None, 0)
+        length = CK_ULONG(0)
+        self._check("C_WrapKey", h, byref(mechanism), wrapping_key, key, None, byref(length))
+        buffer = create_string_buffer(max(length.value, 1))
+        self._check("C_WrapKey", h, byref(mechanism), wrapping_key, key, buffer,
+                    byref(length))
         return buffer.raw[: length.value]

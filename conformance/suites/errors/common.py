@@ -1,0 +1,83 @@
+"""Helpers shared by the error-handling checks: handles, keys and return-value assertions
+over the raw layer (the `raw` fixture's child process)."""
+
+import pytest
+from pkcs11 import Attribute, KeyType, ObjectClass
+
+from conformance import raw as ck
+from conformance.names import mechanism
+
+SERIAL, RW = ck.CKF_SERIAL_SESSION, ck.CKF_SERIAL_SESSION | ck.CKF_RW_SESSION
+SHA256 = int(mechanism("CKM_SHA256"))
+AES_ECB = int(mechanism("CKM_AES_ECB"))
+AES_KEY_GEN = int(mechanism("CKM_AES_KEY_GEN"))
+SHA256_RSA_PKCS = int(mechanism("CKM_SHA256_RSA_PKCS"))
+RSA_KEY_PAIR_GEN = int(mechanism("CKM_RSA_PKCS_KEY_PAIR_GEN"))
+CKA_CLASS = int(Attribute.CLASS)
+
+
+def unissued(issued):
+    """A handle value (a CK_ULONG, not CK_INVALID_HANDLE) that is not among `issued`."""
+    issued = set(issued)
+    return next(v for v in range(0x7FFFFFF0, 0, -1) if v not in issued)
+
+
+def logged_in(raw):
+    """A read/write session of the child process, with the user logged in."""
+    session = raw.open_session(raw.slot, RW)
+    raw.login_user(session)
+    return session
+
+
+def claimed_bits(target, *mechanisms, preferred):
+    """A key size claimed for every one of these mechanisms: `preferred` if it is (or if
+    none lists key sizes), else the smallest one they share."""
+    common = None
+    for name in mechanisms:
+        sizes = target.vendor.claims.get(name, {}).get("key_sizes", ())
+        if sizes:
+            common = set(sizes) if common is None else common & set(sizes)
+    if not common or preferred in common:
+        return preferred
+    return min(common)
+
+
+def private_key(raw, target, session):
+    """An RSA key pair of session objects, for CKM_SHA256_RSA_PKCS, whose private key has
+    CKA_PRIVATE true; returns the private key's handle."""
+    bits = claimed_bits(target, "CKM_RSA_PKCS_KEY_PAIR_GEN", "CKM_SHA256_RSA_PKCS",
+                        preferred=2048)
+    public = {int(Attribute.TOKEN): False, int(Attribute.VERIFY): True,
+              int(Attribute.MODULUS_BITS): bits,
+              int(Attribute.PUBLIC_EXPONENT): b"\x01\x00\x01"}
+    private = {int(Attribute.TOKEN): False, int(Attribute.PRIVATE): True,
+               int(Attribute.SIGN): True, int(Attribute.SENSITIVE): True}
+    return raw.generate_key_pair(session, RSA_KEY_PAIR_GEN, public, private)[1]
+
+
+def aes_key(raw, target, session):
+    """An AES session key for CKM_AES_ECB encryption; returns its handle."""
+    bits = claimed_bits(target, "CKM_AES_KEY_GEN", "CKM_AES_ECB", preferred=128)
+    template = {int(Attribute.CLASS): int(ObjectClass.SECRET_KEY),
+                int(Attribute.KEY_TYPE): int(KeyType.AES), int(Attribute.TOKEN): False,
+                int(Attribute.VALUE_LEN): bits // 8, int(Attribute.ENCRYPT): True}
+    return raw.generate_key(session, AES_KEY_GEN, template)
+
+
+def one_of(expected, function, call, *args):
+    """Assert that the raw-layer call returns one of the CKR names in `expected`."""
+    try:
+        call(*args)
+    except ck.CKRError as exc:
+        assert exc.name in expected, (
+            f"{function} must return {' or '.join(expected)}: returned {exc.name}")
+        return
+    pytest.fail(f"{function} must return {' or '.join(expected)}: returned CKR_OK")
+
+
+def succeeds(function, call, *args):
+    """The result of the raw-layer call, which must return CKR_OK."""
+    try:
+        return call(*args)
+    except ck.CKRError as exc:
+        pytest.fail(f"{function} must return CKR_OK: returned {exc.name}")
