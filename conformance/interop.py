@@ -6,11 +6,14 @@ in both directions: this module turns module keys into cryptography keys and bac
 
 from __future__ import annotations
 
+import hashlib
+import os
+from functools import cache
 from typing import Any
 
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
-from pkcs11 import Attribute, KeyType, Mechanism, MechanismFlag, ObjectClass
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
+from pkcs11 import MGF, Attribute, KeyType, Mechanism, MechanismFlag, ObjectClass
 
 # Curve names (as claims spell them) -> cryptography curve classes.
 EC_CURVES: dict[str, type[ec.EllipticCurve]] = {
@@ -119,8 +122,8 @@ def import_public(session: Any, public: Any, capabilities: MechanismFlag = Mecha
     if isinstance(public, rsa.RSAPublicKey):
         numbers = public.public_numbers()
         template.update({Attribute.KEY_TYPE: KeyType.RSA,
-                         Attribute.MODULUS: _big(numbers.n),
-                         Attribute.PUBLIC_EXPONENT: _big(numbers.e)})
+                         Attribute.MODULUS: big(numbers.n),
+                         Attribute.PUBLIC_EXPONENT: big(numbers.e)})
     elif isinstance(public, ec.EllipticCurvePublicKey):
         point = public.public_bytes(serialization.Encoding.X962,
                                     serialization.PublicFormat.UncompressedPoint)
@@ -136,7 +139,9 @@ def import_public(session: Any, public: Any, capabilities: MechanismFlag = Mecha
     return session.create_object(template)
 
 
-def _big(value: int) -> bytes:
+def big(value: int) -> bytes:
+    """A non-negative integer as the shortest big-endian byte string (at least one byte),
+    as CKA_MODULUS, CKA_PUBLIC_EXPONENT and the other big integer attributes hold it."""
     return value.to_bytes((value.bit_length() + 7) // 8 or 1, "big")
 
 
@@ -145,6 +150,102 @@ def _der_octet_string(data: bytes) -> bytes:
         return bytes([0x04, len(data)]) + data
     size = (len(data).bit_length() + 7) // 8
     return bytes([0x04, 0x80 | size]) + len(data).to_bytes(size, "big") + data
+
+
+@cache
+def rsa_private(bits: int) -> rsa.RSAPrivateKey:
+    """A cryptography RSA private key of `bits` bits (public exponent 65537), made once per
+    process."""
+    return rsa.generate_private_key(65537, bits)
+
+
+# ---- RSA-OAEP (RFC 8017 §7.1) -------------------------------------------------------------
+# cryptography does OAEP with SHA-1 and SHA-2 only; for SHA-3 the encoding is done here
+# with hashlib over cryptography's raw RSA numbers.
+
+def hash_len(hash_name: str) -> int:
+    """hLen: the output size in bytes of the hash."""
+    return HASHES[hash_name]().digest_size
+
+
+def oaep_capacity(k: int, hash_name: str) -> int:
+    """The longest OAEP message for a k-byte modulus (RFC 8017 §7.1.1: k - 2hLen - 2)."""
+    return k - 2 * hash_len(hash_name) - 2
+
+
+def oaep_param(hash_name: str, label: bytes | None = None
+               ) -> tuple[Mechanism, MGF, bytes | None]:
+    """(hashAlg, mgf, source data) for CK_RSA_PKCS_OAEP_PARAMS, MGF1 over the same hash."""
+    return (HASH_MECHANISMS[hash_name], MGF[hash_name.upper().replace("-", "_")], label)
+
+
+def oaep_encrypt(public: rsa.RSAPublicKey, message: bytes, hash_name: str,
+                 label: bytes = b"") -> bytes:
+    """RSAES-OAEP-ENCRYPT with MGF1 over the same hash."""
+    if hash_name.startswith("sha3"):
+        return _rfc8017_encrypt(public, message, hash_name, label)
+    return public.encrypt(message, _cryptography_oaep(hash_name, label))
+
+
+def oaep_decrypt(private: rsa.RSAPrivateKey, ciphertext: bytes, hash_name: str,
+                 label: bytes = b"") -> bytes:
+    """RSAES-OAEP-DECRYPT with MGF1 over the same hash; ValueError when it does not decode."""
+    if hash_name.startswith("sha3"):
+        return _rfc8017_decrypt(private, ciphertext, hash_name, label)
+    return private.decrypt(ciphertext, _cryptography_oaep(hash_name, label))
+
+
+def _cryptography_oaep(hash_name: str, label: bytes) -> padding.OAEP:
+    algorithm = HASHES[hash_name]()
+    return padding.OAEP(padding.MGF1(algorithm), algorithm, label or None)
+
+
+def _hash(hash_name: str, data: bytes) -> bytes:
+    return hashlib.new(hash_name.replace("-", "_"), data).digest()
+
+
+def _mgf1(hash_name: str, seed: bytes, length: int) -> bytes:
+    out, counter = b"", 0
+    while len(out) < length:
+        out += _hash(hash_name, seed + counter.to_bytes(4, "big"))
+        counter += 1
+    return out[:length]
+
+
+def _xor(a: bytes, b: bytes) -> bytes:
+    return bytes(x ^ y for x, y in zip(a, b, strict=True))
+
+
+def _rfc8017_encrypt(public: rsa.RSAPublicKey, message: bytes, hash_name: str,
+                     label: bytes) -> bytes:
+    numbers, h_len = public.public_numbers(), hash_len(hash_name)
+    k = (numbers.n.bit_length() + 7) // 8
+    db = (_hash(hash_name, label) + bytes(k - len(message) - 2 * h_len - 2) + b"\x01"
+          + message)
+    seed = os.urandom(h_len)
+    masked_db = _xor(db, _mgf1(hash_name, seed, k - h_len - 1))
+    masked_seed = _xor(seed, _mgf1(hash_name, masked_db, h_len))
+    encoded = int.from_bytes(b"\0" + masked_seed + masked_db, "big")
+    return pow(encoded, numbers.e, numbers.n).to_bytes(k, "big")
+
+
+def _rfc8017_decrypt(private: rsa.RSAPrivateKey, ciphertext: bytes, hash_name: str,
+                     label: bytes) -> bytes:
+    numbers, h_len = private.private_numbers(), hash_len(hash_name)
+    n = numbers.public_numbers.n
+    k = (n.bit_length() + 7) // 8
+    if len(ciphertext) != k or int.from_bytes(ciphertext, "big") >= n:
+        raise ValueError("ciphertext length or value out of range")
+    encoded = pow(int.from_bytes(ciphertext, "big"), numbers.d, n).to_bytes(k, "big")
+    masked_seed, masked_db = encoded[1:1 + h_len], encoded[1 + h_len:]
+    seed = _xor(masked_seed, _mgf1(hash_name, masked_db, h_len))
+    db = _xor(masked_db, _mgf1(hash_name, seed, k - h_len - 1))
+    rest = db[h_len:]
+    start = rest.find(b"\x01")
+    if (encoded[0] != 0 or db[:h_len] != _hash(hash_name, label) or start < 0
+            or rest[:start].strip(b"\0")):
+        raise ValueError("decoding error")
+    return rest[start + 1:]
 
 
 class Keys:
@@ -164,7 +265,7 @@ class Keys:
         """(public, private) RSA key pair of `bits` bits."""
         return self._once(("rsa", bits, exponent), lambda: self.session.generate_keypair(
             KeyType.RSA, bits, store=False, capabilities=ALL_PUBLIC | ALL_PRIVATE,
-            public_template={Attribute.PUBLIC_EXPONENT: _big(exponent)}))
+            public_template={Attribute.PUBLIC_EXPONENT: big(exponent)}))
 
     def ec(self, curve: str) -> Any:
         """(public, private) EC key pair on a named Weierstrass curve."""

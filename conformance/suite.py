@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -25,14 +26,31 @@ _UNMAPPED = re.compile(r"Unmapped error code (0x[0-9a-fA-F]+)")
 
 def refused(expected: str, function: str, call: Any, *args: Any) -> None:
     """Assert that `call(*args)` (a raw-layer call) returns exactly the CKR `expected`."""
+    one_of((expected,), function, call, *args)
+
+
+def one_of(expected: Sequence[str], function: str, call: Any, *args: Any) -> None:
+    """Assert that `call(*args)` (a raw-layer call) returns one of the CKR names in
+    `expected`."""
     from .raw import CKRError
 
     try:
         call(*args)
     except CKRError as exc:
-        assert exc.name == expected, f"{function} must return {expected}: returned {exc.name}"
+        assert exc.name in expected, (
+            f"{function} must return {' or '.join(expected)}: returned {exc.name}")
         return
-    pytest.fail(f"{function} must return {expected}: returned CKR_OK")
+    pytest.fail(f"{function} must return {' or '.join(expected)}: returned CKR_OK")
+
+
+def succeeds(function: str, call: Any, *args: Any) -> Any:
+    """The result of `call(*args)` (a raw-layer call), which must return CKR_OK."""
+    from .raw import CKRError
+
+    try:
+        return call(*args)
+    except CKRError as exc:
+        pytest.fail(f"{function} must return CKR_OK: returned {exc.name}")
 
 
 def returned(exc: Exception) -> str:

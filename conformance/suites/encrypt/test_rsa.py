@@ -8,15 +8,21 @@ public key and the module decrypts. Both paddings are randomized, so only decryp
 check a ciphertext.
 """
 
-import hashlib
-import os
-
 import pytest
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
-from pkcs11 import MGF, Attribute, MechanismFlag
+from cryptography.hazmat.primitives.asymmetric import padding
+from pkcs11 import Attribute, MechanismFlag
 from pkcs11.exceptions import PKCS11Error
 
-from conformance.interop import HASH_MECHANISMS, HASHES, as_cryptography, import_public
+from conformance.interop import (
+    HASH_MECHANISMS,
+    as_cryptography,
+    import_public,
+    oaep_capacity,
+    oaep_decrypt,
+    oaep_encrypt,
+    oaep_param,
+    rsa_private,
+)
 from conformance.model import parameter_values
 from conformance.names import mechanism
 from conformance.plugin import RUN
@@ -48,7 +54,7 @@ def foreign_pair(session):
 
     def pair(bits):
         if bits not in made:
-            private = rsa.generate_private_key(65537, bits)
+            private = rsa_private(bits)
             try:
                 public = import_public(session, private.public_key(), MechanismFlag.ENCRYPT)
             except PKCS11Error as exc:
@@ -71,89 +77,6 @@ def labels_claimed(request):
 
 def modulus_bytes(public):
     return len(public[Attribute.MODULUS].lstrip(b"\0"))
-
-
-def hash_len(hash_name):
-    return HASHES[hash_name].digest_size
-
-
-def oaep_capacity(k, hash_name):
-    """The longest OAEP message for a k-byte modulus (RFC 8017 §7.1.1: k - 2hLen - 2)."""
-    return k - 2 * hash_len(hash_name) - 2
-
-
-def oaep_param(hash_name, label=None):
-    """(hashAlg, mgf, source data) for CK_RSA_PKCS_OAEP_PARAMS, MGF1 over the same hash."""
-    return (HASH_MECHANISMS[hash_name], MGF[hash_name.upper().replace("-", "_")], label)
-
-
-# ---- OAEP as RFC 8017 §7.1 defines it ---------------------------------------------------
-# cryptography does OAEP with SHA-1 and SHA-2 only; for SHA-3 the encoding is done here
-# with hashlib over cryptography's raw RSA numbers.
-
-def _hash(hash_name, data):
-    return hashlib.new(hash_name.replace("-", "_"), data).digest()
-
-
-def _mgf1(hash_name, seed, length):
-    out, counter = b"", 0
-    while len(out) < length:
-        out += _hash(hash_name, seed + counter.to_bytes(4, "big"))
-        counter += 1
-    return out[:length]
-
-
-def _xor(a, b):
-    return bytes(x ^ y for x, y in zip(a, b, strict=True))
-
-
-def _cryptography_oaep(hash_name, label):
-    algorithm = HASHES[hash_name]()
-    return padding.OAEP(padding.MGF1(algorithm), algorithm, label or None)
-
-
-def oaep_encrypt(public, message, hash_name, label=b""):
-    """RSAES-OAEP-ENCRYPT with MGF1 over the same hash."""
-    if hash_name.startswith("sha3"):
-        return _rfc8017_encrypt(public, message, hash_name, label)
-    return public.encrypt(message, _cryptography_oaep(hash_name, label))
-
-
-def oaep_decrypt(private, ciphertext, hash_name, label=b""):
-    """RSAES-OAEP-DECRYPT with MGF1 over the same hash; ValueError when it does not decode."""
-    if hash_name.startswith("sha3"):
-        return _rfc8017_decrypt(private, ciphertext, hash_name, label)
-    return private.decrypt(ciphertext, _cryptography_oaep(hash_name, label))
-
-
-def _rfc8017_encrypt(public, message, hash_name, label):
-    numbers, h_len = public.public_numbers(), hash_len(hash_name)
-    k = (numbers.n.bit_length() + 7) // 8
-    db = (_hash(hash_name, label) + bytes(k - len(message) - 2 * h_len - 2) + b"\x01"
-          + message)
-    seed = os.urandom(h_len)
-    masked_db = _xor(db, _mgf1(hash_name, seed, k - h_len - 1))
-    masked_seed = _xor(seed, _mgf1(hash_name, masked_db, h_len))
-    encoded = int.from_bytes(b"\0" + masked_seed + masked_db, "big")
-    return pow(encoded, numbers.e, numbers.n).to_bytes(k, "big")
-
-
-def _rfc8017_decrypt(private, ciphertext, hash_name, label):
-    numbers, h_len = private.private_numbers(), hash_len(hash_name)
-    n = numbers.public_numbers.n
-    k = (n.bit_length() + 7) // 8
-    if len(ciphertext) != k or int.from_bytes(ciphertext, "big") >= n:
-        raise ValueError("ciphertext length or value out of range")
-    encoded = pow(int.from_bytes(ciphertext, "big"), numbers.d, n).to_bytes(k, "big")
-    masked_seed, masked_db = encoded[1:1 + h_len], encoded[1 + h_len:]
-    seed = _xor(masked_seed, _mgf1(hash_name, masked_db, h_len))
-    db = _xor(masked_db, _mgf1(hash_name, seed, k - h_len - 1))
-    rest = db[h_len:]
-    start = rest.find(b"\x01")
-    if (encoded[0] != 0 or db[:h_len] != _hash(hash_name, label) or start < 0
-            or rest[:start].strip(b"\0")):
-        raise ValueError("decoding error")
-    return rest[start + 1:]
 
 
 # ---- PKCS #1 v1.5 -----------------------------------------------------------------------

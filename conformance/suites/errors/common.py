@@ -1,7 +1,6 @@
-"""Helpers shared by the error-handling checks: handles, keys and return-value assertions
-over the raw layer (the `raw` fixture's child process)."""
+"""Helpers shared by the error-handling checks: handles and keys over the raw layer (the
+`raw` fixture's child process); the return-value assertions are in conformance.suite."""
 
-import pytest
 from pkcs11 import Attribute, KeyType, ObjectClass
 
 from conformance import raw as ck
@@ -62,22 +61,3 @@ def aes_key(raw, target, session):
                 int(Attribute.KEY_TYPE): int(KeyType.AES), int(Attribute.TOKEN): False,
                 int(Attribute.VALUE_LEN): bits // 8, int(Attribute.ENCRYPT): True}
     return raw.generate_key(session, AES_KEY_GEN, template)
-
-
-def one_of(expected, function, call, *args):
-    """Assert that the raw-layer call returns one of the CKR names in `expected`."""
-    try:
-        call(*args)
-    except ck.CKRError as exc:
-        assert exc.name in expected, (
-            f"{function} must return {' or '.join(expected)}: returned {exc.name}")
-        return
-    pytest.fail(f"{function} must return {' or '.join(expected)}: returned CKR_OK")
-
-
-def succeeds(function, call, *args):
-    """The result of the raw-layer call, which must return CKR_OK."""
-    try:
-        return call(*args)
-    except ck.CKRError as exc:
-        pytest.fail(f"{function} must return CKR_OK: returned {exc.name}")

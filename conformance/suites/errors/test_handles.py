@@ -12,7 +12,7 @@ CKR_MECHANISM_INVALID, so the mechanisms those calls use are marked and must be 
 import pytest
 from pkcs11 import Attribute, ObjectClass
 
-from conformance.suite import refused
+from conformance.suite import one_of, refused
 from conformance.suites.errors.common import (
     AES_ECB,
     CKA_CLASS,
@@ -20,7 +20,6 @@ from conformance.suites.errors.common import (
     SHA256,
     SHA256_RSA_PKCS,
     logged_in,
-    one_of,
     private_key,
     unissued,
 )

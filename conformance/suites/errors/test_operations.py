@@ -11,7 +11,7 @@ import hashlib
 import pytest
 
 from conformance import raw as ck
-from conformance.suite import refused
+from conformance.suite import refused, succeeds
 from conformance.suites.errors.common import (
     AES_ECB,
     SERIAL,
@@ -20,7 +20,6 @@ from conformance.suites.errors.common import (
     aes_key,
     logged_in,
     private_key,
-    succeeds,
 )
 
 DATA = b"conformance: operation state"

@@ -33,7 +33,7 @@ import pytest
 from conformance import raw as ck
 from conformance.isolation import raw_module
 from conformance.names import mechanism
-from conformance.suite import refused
+from conformance.suite import refused, succeeds
 
 # The v2.40 mechanism information flags that name a function (CK_MECHANISM_INFO, base
 # §3.5). CKF_HW, CKF_EXTENSION, the CKF_EC_* capability flags and the 3.x message flags
@@ -155,10 +155,8 @@ class Advertised:
 
     def mechanisms(self) -> list[int]:
         if self._list is None:
-            try:
-                self._list = self.raw.get_mechanism_list(self.raw.slot)
-            except ck.CKRError as exc:
-                pytest.fail(f"C_GetMechanismList must return CKR_OK: returned {exc.name}")
+            self._list = succeeds("C_GetMechanismList", self.raw.get_mechanism_list,
+                                  self.raw.slot)
         return self._list
 
     def info(self, name: str) -> ck.MechanismInfo:

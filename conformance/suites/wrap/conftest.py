@@ -10,12 +10,12 @@ import pytest
 from pkcs11 import Attribute, KeyType, MechanismFlag, ObjectClass
 from pkcs11.exceptions import PKCS11Error
 
-from conformance.interop import import_public
+from conformance.interop import big, import_public, oaep_param, rsa_private
 from conformance.model import parameter_values
 from conformance.plugin import RUN
 from conformance.suite import returned
 
-from .support import big, kek_value, key_value, oaep_param, rsa_private, secret_key_type
+from .support import kek_value, key_value, secret_key_type
 
 
 def _import(session, template, what):

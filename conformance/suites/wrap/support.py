@@ -1,15 +1,11 @@
 """What the wrap suites share: known key values, the reference constructions of the AES key
-wrap mechanisms and of RSA-OAEP, and thin calls into C_WrapKey / C_UnwrapKey.
+wrap mechanisms, and thin calls into C_WrapKey / C_UnwrapKey (RSA-OAEP and the cryptography
+RSA keys come from conformance.interop).
 
 The module is not collected (no test_ prefix); conftest.py holds the fixtures.
 """
 
-import hashlib
-import os
-from functools import cache
-
 import pytest
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.keywrap import (
     InvalidUnwrap,
     aes_key_unwrap,
@@ -17,13 +13,12 @@ from cryptography.hazmat.primitives.keywrap import (
     aes_key_wrap,
     aes_key_wrap_with_padding,
 )
-from pkcs11 import MGF, Attribute, KeyType, ObjectClass
+from pkcs11 import Attribute, KeyType, ObjectClass
 from pkcs11._pkcs11 import UnwrapMixin, WrapMixin
 from pkcs11.attributes import ALL_CAPABILITIES
 from pkcs11.constants import DEFAULT
 from pkcs11.exceptions import PKCS11Error
 
-from conformance.interop import HASH_MECHANISMS, HASHES
 from conformance.names import mechanism
 from conformance.suite import returned
 
@@ -197,82 +192,6 @@ def other_format_hint(unwrapping_key, mechanism_name, kek, data, **unwrap_argume
     except PKCS11Error:
         return ""
     return f"; it does unwrap {DEFINITION[other]}"
-
-
-# ---- RSA-OAEP (RFC 8017 §7.1), also for the SHA-3 hashes cryptography does not offer -----
-
-def oaep_param(hash_name):
-    """CK_RSA_PKCS_OAEP_PARAMS: hashAlg and MGF1 over the same hash, no label."""
-    return (HASH_MECHANISMS[hash_name], MGF[hash_name.upper().replace("-", "_")], None)
-
-
-def oaep_capacity(k, hash_name):
-    """The longest OAEP message for a k-byte modulus (RFC 8017 §7.1.1: k - 2hLen - 2)."""
-    return k - 2 * HASHES[hash_name].digest_size - 2
-
-
-def _hash(hash_name, data):
-    return hashlib.new(hash_name.replace("-", "_"), data).digest()
-
-
-def _mgf1(hash_name, seed, length):
-    out, counter = b"", 0
-    while len(out) < length:
-        out += _hash(hash_name, seed + counter.to_bytes(4, "big"))
-        counter += 1
-    return out[:length]
-
-
-def _xor(a, b):
-    return bytes(x ^ y for x, y in zip(a, b, strict=True))
-
-
-def oaep_encrypt(public, message, hash_name):
-    """RSAES-OAEP-ENCRYPT, empty label, MGF1 over the same hash."""
-    if not hash_name.startswith("sha3"):
-        algorithm = HASHES[hash_name]()
-        return public.encrypt(message, padding.OAEP(padding.MGF1(algorithm), algorithm, None))
-    numbers, h_len = public.public_numbers(), HASHES[hash_name].digest_size
-    k = (numbers.n.bit_length() + 7) // 8
-    db = _hash(hash_name, b"") + bytes(k - len(message) - 2 * h_len - 2) + b"\x01" + message
-    seed = os.urandom(h_len)
-    masked_db = _xor(db, _mgf1(hash_name, seed, k - h_len - 1))
-    masked_seed = _xor(seed, _mgf1(hash_name, masked_db, h_len))
-    encoded = int.from_bytes(b"\0" + masked_seed + masked_db, "big")
-    return pow(encoded, numbers.e, numbers.n).to_bytes(k, "big")
-
-
-def oaep_decrypt(private, ciphertext, hash_name):
-    """RSAES-OAEP-DECRYPT, empty label; ValueError when it does not decode."""
-    if not hash_name.startswith("sha3"):
-        algorithm = HASHES[hash_name]()
-        return private.decrypt(ciphertext, padding.OAEP(padding.MGF1(algorithm), algorithm,
-                                                        None))
-    numbers, h_len = private.private_numbers(), HASHES[hash_name].digest_size
-    n = numbers.public_numbers.n
-    k = (n.bit_length() + 7) // 8
-    if len(ciphertext) != k or int.from_bytes(ciphertext, "big") >= n:
-        raise ValueError("ciphertext length or value out of range")
-    encoded = pow(int.from_bytes(ciphertext, "big"), numbers.d, n).to_bytes(k, "big")
-    masked_seed, masked_db = encoded[1:1 + h_len], encoded[1 + h_len:]
-    seed = _xor(masked_seed, _mgf1(hash_name, masked_db, h_len))
-    db = _xor(masked_db, _mgf1(hash_name, seed, k - h_len - 1))
-    rest = db[h_len:]
-    start = rest.find(b"\x01")
-    if (encoded[0] != 0 or db[:h_len] != _hash(hash_name, b"") or start < 0
-            or rest[:start].strip(b"\0")):
-        raise ValueError("decoding error")
-    return rest[start + 1:]
-
-
-@cache
-def rsa_private(bits):
-    """A cryptography RSA key pair of `bits` bits, made once per process."""
-    return rsa.generate_private_key(65537, bits)
-
-
-def big(value):
-    return value.to_bytes((value.bit_length() + 7) // 8 or 1, "big")
 
 
 # ---- C_WrapKey / C_UnwrapKey ---------------------------------------------------------------

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from pkcs11 import Attribute, KeyType, MechanismFlag, ObjectClass
 from pkcs11.exceptions import PKCS11Error
 
-from conformance.interop import as_cryptography, ec_params
+from conformance.interop import as_cryptography, ec_params, rsa_private
 from conformance.suite import returned
 
 from .support import (
@@ -39,7 +39,6 @@ from .support import (
     other_format_hint,
     reference_unwrap,
     reference_wrap,
-    rsa_private,
     secret_key_type,
     unwrap,
 )

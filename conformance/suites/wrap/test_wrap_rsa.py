@@ -14,7 +14,13 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from pkcs11 import Attribute
 from pkcs11.exceptions import PKCS11Error
 
-from conformance.interop import as_cryptography
+from conformance.interop import (
+    as_cryptography,
+    oaep_capacity,
+    oaep_decrypt,
+    oaep_encrypt,
+    oaep_param,
+)
 from conformance.suite import returned
 
 from .support import (
@@ -23,10 +29,6 @@ from .support import (
     length_id,
     must_unwrap,
     must_wrap,
-    oaep_capacity,
-    oaep_decrypt,
-    oaep_encrypt,
-    oaep_param,
     refusal,
     unwrap,
     wrap,
