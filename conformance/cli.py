@@ -77,6 +77,11 @@ def _run(args: argparse.Namespace, pytest_args: list[str]) -> int:
             command += ["--profile", profile]
         if args.module:
             command += ["--module", args.module]
+        if not any(a.startswith(("-n", "--numprocesses", "--dist")) or a == "no:xdist"
+                   for a in pytest_args):
+            # One worker process by default: a module that crashes or hangs then costs
+            # one test (CRASH or TIMEOUT), not the whole run.
+            command += ["-n", "1"]
         print(f"pkcs11-conformance: running {vendor.id} ({path})", flush=True)
         if results_file.exists():
             results_file.unlink()  # never report a previous run's results as this one's
@@ -107,7 +112,8 @@ def _outcome(document: dict[str, object]) -> int:
         return 0 if all(v["status"] == "met" for v in verdicts) else 1
     summary = document["summary"]
     assert isinstance(summary, dict)
-    return 1 if any(summary.get(s) for s in ("FAIL", "ERROR", "CRASH", "XPASS")) else 0
+    bad = ("FAIL", "ERROR", "CRASH", "TIMEOUT", "XPASS")
+    return 1 if any(summary.get(s) for s in bad) else 0
 
 
 def _report(args: argparse.Namespace) -> int:

@@ -205,7 +205,7 @@ def load_vendor(path: str | Path, module_path: str | None = None) -> Vendor:
     reader = _Reader(Path(path))
     data = reader.load()
     reader.keys(data, "", ("schema", "vendor", "title", "module", "token", "claims"),
-                ("profiles", "functions", "known_deviations"))
+                ("profiles", "functions", "known_deviations", "timeout_seconds"))
     ident = reader.schema_and_id(data, "vendor")
 
     module = reader.mapping(data["module"], "module")
@@ -252,6 +252,9 @@ def load_vendor(path: str | Path, module_path: str | None = None) -> Vendor:
         deviations.append(KnownDeviation(reader.string(entry, "test", where), url,
                                          reader.string(entry, "reason", where)))
 
+    timeout = data.get("timeout_seconds", 300)
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
+        reader.fail("timeout_seconds", f"expected a positive number of seconds, got {timeout!r}")
     return Vendor(
         id=ident,
         title=reader.string(data, "title"),
@@ -265,6 +268,7 @@ def load_vendor(path: str | Path, module_path: str | None = None) -> Vendor:
                                          names.FUNCTIONS, "function")),
         claims=reader.mechanisms(data["claims"], "claims"),
         known_deviations=tuple(deviations),
+        timeout=float(timeout),
     )
 
 

@@ -54,6 +54,7 @@ class Vendor:
     functions: frozenset[str]
     claims: Mapping[str, Variants]
     known_deviations: tuple[KnownDeviation, ...] = ()
+    timeout: float = 300.0  # seconds one test may take before its worker is stopped
 
     def deviation_for(self, case_id: str) -> KnownDeviation | None:
         return next((d for d in self.known_deviations if d.matches(case_id)), None)

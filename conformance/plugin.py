@@ -7,8 +7,13 @@ embedded SoftHSM2 reference is the target).
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
+import os
+import sys
+import tempfile
+import threading
 import time
 import warnings
 from dataclasses import dataclass
@@ -24,7 +29,8 @@ from .model import Decision, Profile, Value, Vendor, decide, parameter_values
 from .target import Target, TargetError, open_target
 
 SUITES_DIR = Path(__file__).parent / "suites"
-PAYLOAD = "pkcs11_conformance"  # key of the case metadata carried in user_properties
+PAYLOAD = "pkcs11_conformance"
+TIMEOUTS_ENV = "PKCS11_CONFORMANCE_TIMEOUTS"  # key of the case metadata carried in user_properties
 
 # Parametrized fixtures whose values come from claims and profiles, by parameter name.
 PARAMETER_FIXTURES = {
@@ -124,6 +130,12 @@ def pytest_configure(config: pytest.Config) -> None:
         pytest.exit(f"pkcs11-conformance: {exc}", returncode=2)
     results_path = config.getoption("results") or f"reports/{vendor.id}/results.json"
     config.stash[RUN] = Run(vendor, profiles, target, Path(results_path), time.time())
+    if not hasattr(config, "workerinput"):
+        # Where a worker notes the test it stops for taking too long; workers inherit it.
+        handle, name = tempfile.mkstemp(prefix="pkcs11-conformance-timeouts-")
+        os.close(handle)
+        os.environ[TIMEOUTS_ENV] = name
+    config.pluginmanager.register(Watchdog(vendor.timeout), "pkcs11-conformance-watchdog")
     config.pluginmanager.import_plugin("conformance.fixtures")
     if not hasattr(config, "workerinput"):
         config.stash[RECORDER] = recorder = Recorder()
@@ -134,6 +146,39 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     run = config.stash.get(RUN, None)
     if run is not None:
         run.target.close()
+        if not hasattr(config, "workerinput"):
+            with contextlib.suppress(OSError):
+                os.unlink(os.environ.pop(TIMEOUTS_ENV, ""))
+
+
+def _stop_hung_test(nodeid: str, limit: float) -> None:
+    """Runs on a watchdog thread: a C call cannot be interrupted from Python, so the
+    process ends. Under xdist the worker is replaced and the run goes on; the note lets
+    the controller report TIMEOUT rather than CRASH."""
+    with open(os.environ[TIMEOUTS_ENV], "a", encoding="utf-8") as notes:
+        notes.write(nodeid + "\n")
+    sys.stderr.write(f"\npkcs11-conformance: {nodeid} took longer than {limit:g} s; "
+                     "stopping this process\n")
+    sys.stderr.flush()
+    os._exit(3)
+
+
+class Watchdog:
+    """The vendor's per-test time limit (timeout_seconds), in every process that runs
+    tests."""
+
+    def __init__(self, limit: float) -> None:
+        self.limit = limit
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_protocol(self, item: pytest.Item) -> Any:
+        timer = threading.Timer(self.limit, _stop_hung_test, (item.nodeid, self.limit))
+        timer.daemon = True
+        timer.start()
+        try:
+            return (yield)
+        finally:
+            timer.cancel()
 
 
 def pytest_report_header(config: pytest.Config) -> list[str] | None:
@@ -303,7 +348,16 @@ class Recorder:
         elif str(report.when) == "???" and "crashed" in str(report.longrepr):
             # pytest-xdist reports a worker that died mid-test with a bare report: keep
             # the case (and what it was) so the results show the crash.
-            results.record_crash(self.cases, report.nodeid, str(report.longrepr))
+            results.record_crash(self.cases, report.nodeid, str(report.longrepr),
+                                 timed_out=report.nodeid in _timed_out())
+
+
+def _timed_out() -> set[str]:
+    try:
+        with open(os.environ[TIMEOUTS_ENV], encoding="utf-8") as notes:
+            return set(notes.read().split("\n"))
+    except (KeyError, OSError):
+        return set()
 
 
 RECORDER = pytest.StashKey[Recorder]()

@@ -7,7 +7,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
-STATUSES = ("PASS", "FAIL", "ERROR", "CRASH", "XFAIL", "XPASS", "SKIP")
+STATUSES = ("PASS", "FAIL", "ERROR", "CRASH", "TIMEOUT", "XFAIL", "XPASS", "SKIP")
 VERDICT_TEXT = {"met": "conformant", "not met": "NOT conformant",
                 "incomplete": "not verified (requirements without checks)"}
 
@@ -57,7 +57,7 @@ def _sections(doc: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]
              for area, counts in sorted(by_area.items())]
 
     failures = [[c["id"], c["status"], c["spec"], c["message"]] for c in cases
-                if c["status"] in ("FAIL", "ERROR", "CRASH", "XPASS")]
+                if c["status"] in ("FAIL", "ERROR", "CRASH", "TIMEOUT", "XPASS")]
     deviations = [[c["id"], c["known_deviation"]["reason"], c["known_deviation"]["url"]]
                   for c in cases if c["known_deviation"]]
     skip_reasons = Counter(c["message"] for c in cases if c["status"] == "SKIP")

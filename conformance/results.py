@@ -2,7 +2,8 @@
 
 Statuses: PASS, FAIL, SKIP, XFAIL (known deviation), XPASS (a known deviation that
 no longer happens), ERROR (the harness or a fixture broke), CRASH (the process running
-the test died, e.g. the module segfaulted).
+the test died, e.g. the module segfaulted), TIMEOUT (no result within the vendor's
+timeout_seconds).
 """
 
 from __future__ import annotations
@@ -46,6 +47,17 @@ def _git_sha() -> str | None:
     return done.stdout.strip() or None if done.returncode == 0 else None
 
 
+def _shown(path: Path) -> str:
+    """A path as a reader of the report wants it: relative to the working directory or
+    the package when under it, so results do not carry one machine's layout."""
+    for base in (Path.cwd(), Path(__file__).resolve().parent.parent):
+        try:
+            return str(path.resolve().relative_to(base))
+        except ValueError:
+            continue
+    return str(path)
+
+
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -58,7 +70,7 @@ def run_info(vendor: Vendor, profiles: Sequence[Profile], target: dict[str, Any]
              started: float, args: Iterable[str]) -> dict[str, Any]:
     return {
         "suite": {"version": __version__, "git_sha": _git_sha()},
-        "vendor": {"id": vendor.id, "title": vendor.title, "file": str(vendor.source),
+        "vendor": {"id": vendor.id, "title": vendor.title, "file": _shown(vendor.source),
                    "sha256": _sha256(vendor.source)},
         "profiles": [{
             "id": p.id, "title": p.title, "sha256": _sha256(p.source), "source": p.reference,
@@ -86,8 +98,10 @@ def record_phase(cases: dict[str, dict[str, Any]], payload: dict[str, Any],
     entry["duration"] += report.duration
 
 
-def record_crash(cases: dict[str, dict[str, Any]], nodeid: str, message: str) -> None:
-    """A case whose worker process died: CRASH, with whatever metadata arrived before."""
+def record_crash(cases: dict[str, dict[str, Any]], nodeid: str, message: str,
+                 timed_out: bool = False) -> None:
+    """A case whose worker process died (CRASH) or was stopped by the time limit
+    (TIMEOUT), with whatever metadata arrived before."""
     path, _, name = nodeid.partition("::")
     case_id = path.split("suites/", 1)[-1] + "::" + name
     entry = cases.setdefault(nodeid, {"case": {
@@ -96,6 +110,7 @@ def record_crash(cases: dict[str, dict[str, Any]], nodeid: str, message: str) ->
         "requirement": "unknown", "required_by": [], "action": "run", "reason": "",
         "expected_status": "PASS", "known_deviation": None}, "phases": {}, "duration": 0.0})
     entry["crash"] = message
+    entry["timed_out"] = timed_out
 
 
 def _message(report: pytest.TestReport) -> str:
@@ -113,7 +128,9 @@ def _message(report: pytest.TestReport) -> str:
 
 
 def _status(case: dict[str, Any], phases: dict[str, dict[str, Any]],
-            crash: str | None = None) -> tuple[str, str]:
+            crash: str | None = None, timed_out: bool = False) -> tuple[str, str]:
+    if timed_out:
+        return "TIMEOUT", "no result within the vendor's timeout_seconds; the worker was stopped"
     if crash:
         return "CRASH", f"the module process died during the test ({crash})"
     setup, call, teardown = (phases.get(w) for w in ("setup", "call", "teardown"))
@@ -144,7 +161,13 @@ def finish_records(cases: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     records = []
     for nodeid, entry in cases.items():
         case = entry["case"]
-        status, message = _status(case, entry["phases"], entry.get("crash"))
+        status, message = _status(case, entry["phases"], entry.get("crash"),
+                                  entry.get("timed_out", False))
+        if status in ("FAIL", "ERROR"):  # the raw layer's child process died or hung
+            if message.startswith(("conformance.isolation.ModuleCrashed", "ModuleCrashed")):
+                status = "CRASH"
+            elif message.startswith(("conformance.isolation.ModuleTimedOut", "ModuleTimedOut")):
+                status = "TIMEOUT"
         records.append({
             "id": case["id"], "nodeid": nodeid, "area": case["area"], "test": case["test"],
             "mechanisms": case["mechanisms"], "functions": case["functions"],

@@ -63,6 +63,8 @@ VENDOR_MISTAKES = [
      "user_pin_env: '1234 5678'", "token.user_pin_env", "is not an environment variable name"),
     ("version not quoted", 'expect_library_version: "2.6"', "expect_library_version: 2.6",
      "module.expect_library_version", "expected a quoted version string"),
+    ("timeout not a number", "title: ACME HSM", "title: ACME HSM\ntimeout_seconds: soon",
+     "timeout_seconds", "expected a positive number of seconds"),
     ("duplicate key", "title: ACME HSM", "title: ACME HSM\ntitle: Again", "",
      "duplicate key 'title'"),
     ("broken YAML", "claims:\n", "claims: [\n", "", "not valid YAML: line"),

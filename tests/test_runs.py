@@ -226,3 +226,35 @@ def test_crashing_worker_is_reported_and_the_run_goes_on(tmp_path):
     crashed = [c for c in cases if c["status"] == "CRASH"]
     assert [c["test"] for c in crashed] == ["test_dies"], cases
     assert "crashed" in crashed[0]["message"]
+
+
+def test_committed_reference_report_is_current(reference_run):
+    """reports/softhsm2/ holds the reference run of this suite version: same cases, same
+    outcomes. Regenerate with `pkcs11-conformance run` from the repository root."""
+    _, out = reference_run
+    committed = REPO / "reports" / "softhsm2" / "results.json"
+    assert committed.exists(), "reports/softhsm2/results.json is missing"
+    fresh = json.loads((out / "softhsm2" / "results.json").read_text())
+    stored = json.loads(committed.read_text())
+    assert stored["run_info"]["suite"]["version"] == fresh["run_info"]["suite"]["version"]
+    assert statuses(committed) == statuses(out / "softhsm2" / "results.json"), (
+        "reports/softhsm2 is stale: run `pkcs11-conformance run` in the repository root")
+    for name in ("report.md", "index.html"):
+        assert (committed.parent / name).exists()
+
+
+def test_hanging_test_is_reported_as_timeout_and_the_run_goes_on(tmp_path):
+    """A test that does not return within the vendor's timeout_seconds (a hung module
+    call cannot be interrupted) is TIMEOUT, its worker is replaced, the others run."""
+    (tmp_path / "test_hang.py").write_text(
+        "import time\n\ndef test_hangs():\n    time.sleep(120)\n\n"
+        + "".join(f"def test_lives_{i}():\n    pass\n\n" for i in range(4)))
+    results = tmp_path / "results.json"
+    done = subprocess.run([sys.executable, "-m", "pytest", str(tmp_path / "test_hang.py"),
+                           "--vendor", str(small_vendor(tmp_path, "timeout_seconds: 2\n")),
+                           "-n", "2", "--results", str(results), "-p", "no:cacheprovider"],
+                          capture_output=True, text=True, check=False, cwd=tmp_path,
+                          timeout=100)
+    assert "4 passed" in done.stdout, done.stdout + done.stderr
+    cases = json.loads(results.read_text())["cases"]
+    assert [(c["test"], c["status"]) for c in cases] == [("test_hangs", "TIMEOUT")], cases
