@@ -23,6 +23,7 @@ import pytest
 
 from . import __version__
 from .model import Profile, Vendor
+from .suite import NOT_APPLICABLE
 
 FORMAT = 1
 PASSING = ("PASS", "XPASS")
@@ -168,13 +169,15 @@ def finish_records(cases: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
                 status = "CRASH"
             elif message.startswith(("conformance.isolation.ModuleTimedOut", "ModuleTimedOut")):
                 status = "TIMEOUT"
+        applies = not (status == "SKIP" and message.startswith(NOT_APPLICABLE))
         records.append({
             "id": case["id"], "nodeid": nodeid, "area": case["area"], "test": case["test"],
             "mechanisms": case["mechanisms"], "functions": case["functions"],
             "objects": case["objects"],
             "parameters": case["parameters"], "requirement": case["requirement"],
             "required_by": case["required_by"], "status": status,
-            "expected_status": case["expected_status"], "message": message,
+            "expected_status": case["expected_status"] if applies else "SKIP",
+            "message": message, "applicable": applies,
             "spec": case["spec"], "known_deviation": case["known_deviation"],
             "duration": round(entry["duration"], 6),
         })
@@ -187,7 +190,7 @@ def verdicts(run: dict[str, Any], records: list[dict[str, Any]]) -> list[dict[st
     out = []
     for profile in run["profiles"]:
         pid = profile["id"]
-        required = [r for r in records if pid in r["required_by"]]
+        required = [r for r in records if pid in r["required_by"] and r["applicable"]]
         failing: dict[str, list[dict[str, str]]] = {}
         for record in required:
             if record["status"] not in PASSING:

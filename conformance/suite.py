@@ -24,6 +24,16 @@ _NOT_CKR = {"MultipleObjectsReturned", "MultipleTokensReturned", "NoSuchKey", "N
 _UNMAPPED = re.compile(r"Unmapped error code (0x[0-9a-fA-F]+)")
 
 
+NOT_APPLICABLE = "not applicable: "
+
+
+def not_applicable(why: str) -> None:
+    """End a case that does not apply to this target (no reference data for a claimed
+    value, nothing declared to compare with). Recorded as SKIP with the reason and not
+    counted against any profile; never use it for something the module failed to do."""
+    pytest.skip(NOT_APPLICABLE + why)
+
+
 def refused(expected: str, function: str, call: Any, *args: Any) -> None:
     """Assert that `call(*args)` (a raw-layer call) returns exactly the CKR `expected`."""
     one_of((expected,), function, call, *args)
