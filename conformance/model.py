@@ -173,7 +173,7 @@ def decide(vendor: Vendor, profiles: tuple[Profile, ...], case_id: str,
         return Decision("fail", required,
                         f"{', '.join(missing_required)} required by profile "
                         f"{', '.join(required)}, not claimed by vendor {vendor.id}", deviation)
-    if missing_optional:
-        return Decision("skip", required,
+    if missing_optional:  # a case that cannot run counts for no profile
+        return Decision("skip", (),
                         f"{', '.join(missing_optional)} not claimed by vendor {vendor.id}")
     return Decision("run", required, deviation=deviation)

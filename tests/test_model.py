@@ -91,6 +91,7 @@ def test_unclaimed_optional_mechanism_skips_even_when_its_function_is_required()
                (profile(functions=("C_GetMechanismInfo",)),), "c", ("CKM_SHA3_256",),
                ("C_GetMechanismInfo",), {})
     assert (d.action, d.reason) == ("skip", "CKM_SHA3_256 not claimed by vendor acme")
+    assert d.required_by == ()  # and it counts against no profile
 
 
 def test_deviation_patterns_take_brackets_literally():
