@@ -191,11 +191,14 @@ def verdicts(run: dict[str, Any], records: list[dict[str, Any]]) -> list[dict[st
     for profile in run["profiles"]:
         pid = profile["id"]
         required = [r for r in records if pid in r["required_by"] and r["applicable"]]
+        demanded = set(profile["functions"] + profile["objects"] + profile["mechanisms"])
         failing: dict[str, list[dict[str, str]]] = {}
         for record in required:
             if record["status"] not in PASSING:
-                subject = (record["mechanisms"] or record["functions"] or record["objects"]
-                           or [record["test"]])[0]
+                # Name the requirement of this profile that the case checks.
+                marked = record["mechanisms"] + record["functions"] + record["objects"]
+                ours = [n for n in marked if n in demanded] or marked or [record["test"]]
+                subject = ours[0]
                 failing.setdefault(subject, []).append(
                     {"id": record["id"], "status": record["status"],
                      "message": record["message"]})
