@@ -11,10 +11,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+from pkcs11 import Attribute
+
 from . import __version__, results
 from .loading import REFERENCE_VENDOR, ConfigError, load_vendor, profiles_in_effect
 from .plugin import SUITES_DIR
 from .report import write_vendor_report
+from .suite import OBJECT_LABEL_PREFIX
+from .target import TargetError, open_target
 
 USAGE_ERROR = 2
 
@@ -36,6 +40,14 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--module", metavar="PATH", help="load this module build instead")
     run.add_argument("--output", metavar="DIR", default="reports", type=Path,
                      help="where results and reports go (default: reports/)")
+    clean = commands.add_parser(
+        "clean", help="remove the token objects an interrupted run left behind",
+        description="Destroy the token objects whose CKA_LABEL starts with "
+                    f"{OBJECT_LABEL_PREFIX!r} (the suite labels every token object it "
+                    "creates so); nothing else is touched.")
+    clean.add_argument("vendor", metavar="VENDOR.yaml", type=Path)
+    clean.add_argument("--module", metavar="PATH")
+    clean.add_argument("--dry-run", action="store_true", help="list them, destroy nothing")
     report = commands.add_parser("report", help="render reports from results files")
     report.add_argument("results", nargs="+", type=Path, metavar="RESULTS.json")
     report.add_argument("-o", "--output", metavar="DIR", default="reports", type=Path)
@@ -116,6 +128,29 @@ def _outcome(document: dict[str, object]) -> int:
     return 1 if any(summary.get(s) for s in bad) else 0
 
 
+def _clean(args: argparse.Namespace) -> int:
+    vendor = load_vendor(args.vendor, args.module)
+    if vendor.token.provision:
+        print(f"pkcs11-conformance: {vendor.id}: the token is a throwaway made for each run; "
+              "nothing to clean")
+        return 0
+    target = open_target(vendor)
+    try:
+        session = target.login_session()
+        leftovers = [obj for obj in session.get_objects({Attribute.TOKEN: True})
+                     if str(obj[Attribute.LABEL]).startswith(OBJECT_LABEL_PREFIX)]
+        for obj in leftovers:
+            label = obj[Attribute.LABEL]
+            if not args.dry_run:
+                obj.destroy()
+            print(f"pkcs11-conformance: {'would destroy' if args.dry_run else 'destroyed'} "
+                  f"{label}")
+        print(f"pkcs11-conformance: {len(leftovers)} object(s) left by earlier runs")
+    finally:
+        target.close()
+    return 0
+
+
 def _report(args: argparse.Namespace) -> int:
     for path in args.results:
         try:
@@ -140,8 +175,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "run":
             return _run(args, pytest_args)
+        if args.command == "clean":
+            return _clean(args)
         return _report(args)
-    except ConfigError as exc:
+    except (ConfigError, TargetError) as exc:
         print(f"pkcs11-conformance: {exc}", file=sys.stderr)
         return USAGE_ERROR
     except KeyboardInterrupt:

@@ -25,6 +25,9 @@ _UNMAPPED = re.compile(r"Unmapped error code (0x[0-9a-fA-F]+)")
 
 
 NOT_APPLICABLE = "not applicable: "
+# Every token object a run creates has a CKA_LABEL starting with this, so
+# `pkcs11-conformance clean` can remove exactly those after an interrupted run.
+OBJECT_LABEL_PREFIX = "pkcs11-conformance-"
 
 
 def not_applicable(why: str) -> None:

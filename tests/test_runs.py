@@ -10,6 +10,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+import yaml
 from conftest import REPO, SOFTHSM2
 
 CLI = [sys.executable, "-m", "conformance.cli"]
@@ -258,3 +259,82 @@ def test_hanging_test_is_reported_as_timeout_and_the_run_goes_on(tmp_path):
     assert "4 passed" in done.stdout, done.stdout + done.stderr
     cases = json.loads(results.read_text())["cases"]
     assert [(c["test"], c["status"]) for c in cases] == [("test_hangs", "TIMEOUT")], cases
+
+
+# Runs in a subprocess (python-pkcs11 initializes a module once per process): with
+# "fill", puts one object of every class on the standing token; always prints a
+# snapshot of every object and its readable attributes, as JSON.
+TOKEN_OBJECTS = r"""
+import datetime, json, os, sys
+import pkcs11
+from pkcs11 import Attribute, KeyType, ObjectClass
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+lib = pkcs11.lib(sys.argv[1])
+with lib.get_token(token_label="standing").open(rw=True, user_pin=os.environ["STANDING_PIN"]) as s:
+    if sys.argv[2] == "fill":
+        s.create_object({Attribute.CLASS: ObjectClass.DATA, Attribute.TOKEN: True,
+                         Attribute.LABEL: "owner data", Attribute.VALUE: b"keep me"})
+        key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "owner")])
+        now = datetime.datetime(2026, 1, 1)
+        cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+                .public_key(key.public_key()).serial_number(1).not_valid_before(now)
+                .not_valid_after(now + datetime.timedelta(days=1)).sign(key, hashes.SHA256()))
+        s.create_object({Attribute.CLASS: ObjectClass.CERTIFICATE, Attribute.TOKEN: True,
+                         Attribute.CERTIFICATE_TYPE: pkcs11.CertificateType.X_509,
+                         Attribute.LABEL: "owner cert",
+                         Attribute.SUBJECT: name.public_bytes(),
+                         Attribute.VALUE: cert.public_bytes(serialization.Encoding.DER)})
+        s.generate_keypair(KeyType.RSA, 2048, store=True, label="owner rsa", id=b"\x01")
+        s.generate_key(KeyType.AES, 256, store=True, label="owner aes", id=b"\x02")
+        s.create_object({Attribute.CLASS: ObjectClass.DATA, Attribute.TOKEN: True,
+                         Attribute.LABEL: "pkcs11-conformance-leftover-data",
+                         Attribute.VALUE: b"from an interrupted run"})
+    snapshot = []
+    for obj in s.get_objects({}):
+        row = {}
+        for attr in (Attribute.CLASS, Attribute.LABEL, Attribute.ID, Attribute.VALUE,
+                     Attribute.MODULUS, Attribute.SENSITIVE, Attribute.EXTRACTABLE,
+                     Attribute.PRIVATE, Attribute.MODIFIABLE, Attribute.SIGN):
+            try:
+                value = obj[attr]
+            except Exception:
+                continue
+            row[attr.name] = value.hex() if isinstance(value, bytes) else str(value)
+        snapshot.append(row)
+    print(json.dumps(sorted(snapshot, key=json.dumps)))
+"""
+
+
+def token_objects(action: str) -> list[dict[str, str]]:
+    done = subprocess.run([sys.executable, "-c", TOKEN_OBJECTS, SOFTHSM2, action],
+                          capture_output=True, text=True, check=True)
+    return json.loads(done.stdout)
+
+
+def test_run_changes_no_object_it_did_not_create(standing_token, tmp_path, monkeypatch):
+    """Fill a standing token with objects of every class, run the whole suite against
+    it, and find every object and attribute as it was. Then `clean` removes exactly
+    the object an interrupted run left behind, and nothing else."""
+    monkeypatch.setenv("STANDING_PIN", "user-secret-4711")
+    text = standing_token.read_text().replace(
+        "functions: [C_Digest, C_DigestUpdate]\nclaims: {CKM_SHA256: {}}\n", "")
+    vendors = yaml.safe_load((REPO / "vendors" / "softhsm2.yaml").read_text())
+    standing_token.write_text(text + yaml.safe_dump(
+        {"functions": vendors["functions"], "claims": vendors["claims"]}))
+    before = token_objects("fill")
+    # CKO_DATA, CKO_CERTIFICATE, CKO_PUBLIC_KEY, CKO_PRIVATE_KEY, CKO_SECRET_KEY
+    assert {row["CLASS"] for row in before} == {"0", "1", "2", "3", "4"}
+    done = subprocess.run([*CLI, "run", str(standing_token), "--output", str(tmp_path / "o"),
+                           "-n", "2"], capture_output=True, text=True, check=False)
+    assert (tmp_path / "o" / "standing" / "results.json").exists(), done.stdout + done.stderr
+    assert token_objects("look") == before
+
+    done = subprocess.run([*CLI, "clean", str(standing_token)],
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "destroyed pkcs11-conformance-leftover-data" in done.stdout
+    assert token_objects("look") == [row for row in before
+                                     if row.get("LABEL") != "pkcs11-conformance-leftover-data"]

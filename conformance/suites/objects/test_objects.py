@@ -13,7 +13,7 @@ import pytest
 
 from conformance import raw as ck
 from conformance.isolation import raw_module
-from conformance.suite import refused
+from conformance.suite import OBJECT_LABEL_PREFIX, refused
 
 RW = ck.CKF_SERIAL_SESSION | ck.CKF_RW_SESSION
 RO = ck.CKF_SERIAL_SESSION
@@ -30,7 +30,7 @@ def finds(test):
 
 def unique(what):
     """A label no other object has: this run, this test, `what`."""
-    return f"pkcs11-conformance-{uuid.uuid4()}-{what}".encode()
+    return f"{OBJECT_LABEL_PREFIX}{uuid.uuid4()}-{what}".encode()
 
 
 def logged_in(module):
@@ -179,7 +179,7 @@ def population(tag):
     (CKA_APPLICATION, no CKA_ID or CKA_KEY_TYPE) and two secret keys (CKA_ID and
     CKA_KEY_TYPE, no CKA_APPLICATION), all session objects with run-specific labels."""
     def text(what):
-        return f"pkcs11-conformance-{tag}-{what}".encode()
+        return f"{OBJECT_LABEL_PREFIX}{tag}-{what}".encode()
     return {
         "data-1": data_object(text("data-1"), {ck.CKA_APPLICATION: text("app-1")}),
         "data-2": data_object(text("data-2"), {ck.CKA_APPLICATION: text("app-2")}),
