@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import textwrap
 from pathlib import Path
@@ -26,3 +27,26 @@ def write(tmp_path):
         path.write_text(textwrap.dedent(text))
         return path
     return writer
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The detection rate of the fault self-test (tests/test_faults.py), when it ran: the
+    faults caught, the faults missed, and how many new failures each fault caused."""
+    judged = {}
+    for reports in terminalreporter.stats.values():
+        for report in reports:
+            if getattr(report, "when", None) != "call" or "test_fault_is_caught[" not in getattr(
+                    report, "nodeid", ""):
+                continue
+            fault = report.nodeid.rsplit("[", 1)[1].rstrip("]")
+            found = [json.loads(v) for k, v in report.user_properties if k == "p11fault"]
+            judged[fault] = found[0]["new_failures"] if found else 0
+    if judged:
+        caught = sorted(f for f, n in judged.items() if n)
+        missed = sorted(f for f, n in judged.items() if not n)
+        terminalreporter.write_line(
+            f"p11fault detection rate: {len(caught)}/{len(judged)} faults caught "
+            f"({100 * len(caught) / len(judged):.0f}%)"
+            + (f"; missed: {', '.join(missed)}" if missed else ""))
+        terminalreporter.write_line("p11fault new failures per fault: " + ", ".join(
+            f"{fault} {judged[fault]}" for fault in sorted(judged)))
