@@ -9,6 +9,7 @@ timeout_seconds).
 from __future__ import annotations
 
 import hashlib
+import os
 import json
 import platform
 import subprocess
@@ -82,7 +83,7 @@ def run_info(vendor: Vendor, profiles: Sequence[Profile], target: dict[str, Any]
         "bindings": binding_versions(),
         "host": {"platform": platform.platform(), "machine": platform.machine(),
                  "python": sys.version.split()[0]},
-        "arguments": list(args),
+        "arguments": [_shown(Path(a)) if os.path.exists(a) else a for a in args],
         "start": _iso(started),
         "end": _iso(time.time()),
     }
