@@ -9,8 +9,8 @@ timeout_seconds).
 from __future__ import annotations
 
 import hashlib
-import os
 import json
+import os
 import platform
 import subprocess
 import sys
