@@ -205,7 +205,8 @@ def load_vendor(path: str | Path, module_path: str | None = None) -> Vendor:
     reader = _Reader(Path(path))
     data = reader.load()
     reader.keys(data, "", ("schema", "vendor", "title", "module", "token", "claims"),
-                ("profiles", "functions", "known_deviations", "timeout_seconds"))
+                ("profiles", "functions", "attributes", "known_deviations",
+                 "timeout_seconds"))
     ident = reader.schema_and_id(data, "vendor")
 
     module = reader.mapping(data["module"], "module")
@@ -269,6 +270,8 @@ def load_vendor(path: str | Path, module_path: str | None = None) -> Vendor:
         claims=reader.mechanisms(data["claims"], "claims"),
         known_deviations=tuple(deviations),
         timeout=float(timeout),
+        attributes=frozenset(reader.names(data.get("attributes") or [], "attributes",
+                                          names.ATTRIBUTES, "attribute")),
     )
 
 

@@ -55,6 +55,8 @@ class Vendor:
     claims: Mapping[str, Variants]
     known_deviations: tuple[KnownDeviation, ...] = ()
     timeout: float = 300.0  # seconds one test may take before its worker is stopped
+    # Optional attribute semantics the module claims to enforce (CKA_WRAP_WITH_TRUSTED...).
+    attributes: frozenset[str] = frozenset()
 
     def deviation_for(self, case_id: str) -> KnownDeviation | None:
         return next((d for d in self.known_deviations if d.matches(case_id)), None)
@@ -137,7 +139,8 @@ def _describe(mechanism: str, parameters: Mapping[str, Value]) -> str:
 
 def decide(vendor: Vendor, profiles: tuple[Profile, ...], case_id: str,
            mechanisms: tuple[str, ...], functions: tuple[str, ...],
-           parameters: Mapping[str, Value], objects: tuple[str, ...] = ()) -> Decision:
+           parameters: Mapping[str, Value], objects: tuple[str, ...] = (),
+           attributes: tuple[str, ...] = ()) -> Decision:
     """The outcome rule of DESIGN.md for one case.
 
     `parameters` apply to the first mechanism, the one under test (the first argument of
@@ -161,6 +164,9 @@ def decide(vendor: Vendor, profiles: tuple[Profile, ...], case_id: str,
             (missing_required if requiring else missing_optional).append(function)
     for object_class in objects:
         required_by.update(p.id for p in profiles if object_class in p.objects)
+    for attribute in attributes:  # no profile requires one yet: claimed or skipped
+        if attribute not in vendor.attributes:
+            missing_optional.append(attribute)
     # A prerequisite (the key generation a signing test needs) must be claimed for the
     # case to run, but does not make the case count for the profiles requiring it.
     for mechanism in mechanisms[1:]:

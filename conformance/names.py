@@ -6,7 +6,7 @@ module knows how python-pkcs11 spells them.
 
 from __future__ import annotations
 
-from pkcs11.constants import ObjectClass
+from pkcs11.constants import Attribute, ObjectClass
 from pkcs11.mechanisms import Mechanism
 
 # python-pkcs11 prefixes deprecated mechanisms with "_" (Mechanism._DES_CBC).
@@ -15,6 +15,8 @@ MECHANISMS: dict[str, Mechanism] = {"CKM_" + m.name.lstrip("_"): m for m in Mech
 OBJECT_CLASSES: frozenset[str] = frozenset(
     "CKO_" + c.name.lstrip("_") for c in ObjectClass if not c.name.startswith("_")
 )
+
+ATTRIBUTES: frozenset[str] = frozenset("CKA_" + a.name.lstrip("_") for a in Attribute)
 
 # PKCS#11 v2.40 §5 and v3.0 §5: every function of the CK_FUNCTION_LIST(_3_0).
 FUNCTIONS: frozenset[str] = frozenset(

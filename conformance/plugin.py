@@ -111,6 +111,8 @@ def pytest_configure(config: pytest.Config) -> None:
                             "mechanism_name, each with its own parameter values")
     config.addinivalue_line("markers", "function(name): the C_* function a test exercises")
     config.addinivalue_line("markers", "object_class(name): the CKO_* class a test exercises")
+    config.addinivalue_line("markers", "attribute(name): an optional CKA_* behaviour a test "
+                            "needs the vendor to claim (vendor file key `attributes`)")
     vendor_file = config.getoption("vendor")
     if vendor_file is None and not any(_inside_suites(a) for a in config.args):
         return
@@ -255,7 +257,7 @@ def _case(item: pytest.Item, run: Run) -> Case:
     unclaimed = [k for k, v in given.items() if k in PARAMETER_FIXTURES and v is None]
     functions, objects = _markers(item, "function"), _markers(item, "object_class")
     decision = decide(run.vendor, run.profiles, case_id, mechanisms, functions, parameters,
-                      objects)
+                      objects, _markers(item, "attribute"))
     if unclaimed and decision.action == "run":  # defensive: an empty parameter list
         decision = Decision("skip", decision.required_by,
                             f"no {unclaimed[0]} claimed for {mechanisms[0]}")
