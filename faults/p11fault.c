@@ -19,9 +19,11 @@
 
 #include <dlfcn.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <p11-kit/pkcs11.h>
 
@@ -54,6 +56,8 @@ enum fault {
     MECHANISM_LIST_DROPS_CLAIMED,
     MECHANISM_KEY_SIZE_IN_BITS,
     FIND_OBJECTS_EXTRA_HANDLE,
+    RANDOM_CRASHES,
+    RANDOM_HANGS,
 };
 
 static const struct {
@@ -72,6 +76,11 @@ static const struct {
     {"logout-keeps-login", LOGOUT_KEEPS_LOGIN},
     /* C_GenerateRandom: the output must be random (§5.15.2); here it is all zero bytes. */
     {"random-zeros", RANDOM_ZEROS},
+    /* C_GenerateRandom: the module must return (a crash takes the caller down with it);
+       here it dies with SIGSEGV, as a module with a memory bug would. */
+    {"random-crashes", RANDOM_CRASHES},
+    /* C_GenerateRandom: the module must return; here it never does (a hung device). */
+    {"random-hangs", RANDOM_HANGS},
     /* C_Digest, C_DigestFinal: a digest must equal the algorithm's definition (§5.10);
        here every SHA-256 digest has its last byte altered. No inverse exists, so only an
        independent implementation can tell. */
@@ -437,6 +446,10 @@ static CK_RV w_Logout(CK_SESSION_HANDLE session)
 
 static CK_RV w_GenerateRandom(CK_SESSION_HANDLE session, CK_BYTE_PTR out, CK_ULONG len)
 {
+    if (fault == RANDOM_CRASHES)
+        raise(SIGSEGV);
+    while (fault == RANDOM_HANGS)
+        pause();
     CK_RV rv = real->C_GenerateRandom(session, out, len);
     if (fault == RANDOM_ZEROS && rv == CKR_OK && out)
         memset(out, 0, len);

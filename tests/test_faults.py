@@ -5,7 +5,7 @@ the environment variable P11_FAULT, breaks exactly one rule (each fault is descr
 the C source). The whole suite runs once against the clean forwarder (P11_FAULT=none),
 which must give exactly SoftHSM2's statuses (a run of its own), and each fault runs the
 checks of the areas it touches, which must give at least one new failure: a case whose
-status is FAIL, ERROR or CRASH and differs from the clean run's.
+status is FAIL, ERROR, CRASH or TIMEOUT and differs from the clean run's.
 
 Under pytest-xdist the SoftHSM2 and clean runs are made once per test run and shared by
 the workers (a file lock in the run's temporary directory). The terminal summary ends
@@ -31,7 +31,7 @@ from conftest import REPO, SOFTHSM2
 
 SUITES = REPO / "conformance" / "suites"
 FAULT_SOURCE = REPO / "faults" / "p11fault.c"
-BROKEN = {"FAIL", "ERROR", "CRASH"}
+BROKEN = {"FAIL", "ERROR", "CRASH", "TIMEOUT"}
 PROPERTY = "p11fault"  # user property the detection-rate summary reads
 
 # What each fault's run selects: node ids relative to conformance/suites (an area, a
@@ -41,6 +41,8 @@ FAULTS: dict[str, tuple[str, ...]] = {
     "session-ro-reported-rw": ("sessions",),
     "logout-keeps-login": ("sessions",),
     "random-zeros": ("random",),
+    "random-crashes": ("random",),
+    "random-hangs": ("random",),
     "digest-sha256-wrong-byte": ("digest",),
     "digest-init-restarts-active": ("errors/test_operations.py",),
     "digest-short-buffer-truncates": ("errors/test_operations.py",),
@@ -180,7 +182,12 @@ def test_clean_forwarder_gives_softhsm2_statuses(clean, direct):
 def test_fault_is_caught(fault, fault_vendor, clean, shared, request):
     """The suite notices the fault: at least one case of the fault's selection is FAIL,
     ERROR or CRASH where the clean forwarder's status was another."""
-    got = run_suite(fault_vendor, list(FAULTS[fault]), shared / "runs" / fault, fault)
+    vendor = fault_vendor
+    if fault == "random-hangs":  # a short per-test limit, so the hung calls end quickly
+        vendor = shared / "p11fault-hangs" / "p11fault.yaml"
+        vendor.parent.mkdir(exist_ok=True)
+        vendor.write_text(fault_vendor.read_text() + "timeout_seconds: 3\n")
+    got = run_suite(vendor, list(FAULTS[fault]), shared / "runs" / fault, fault)
     outside = sorted(set(got) - set(clean))
     assert not outside, f"cases outside the clean run's selection: {outside[:5]}"
     new = sorted(case for case, status in got.items()
@@ -188,6 +195,9 @@ def test_fault_is_caught(fault, fault_vendor, clean, shared, request):
     request.node.user_properties.append(
         (PROPERTY, json.dumps({"fault": fault, "caught": bool(new), "cases": len(got),
                                "new_failures": len(new)})))
+    if fault in ("random-crashes", "random-hangs"):  # the run survives and says what happened
+        expected = "CRASH" if fault == "random-crashes" else "TIMEOUT"
+        assert {got[case] for case in new} == {expected}, got
     assert new, (f"P11_FAULT={fault} went unnoticed: none of the {len(got)} cases of "
                  f"{', '.join(FAULTS[fault])} failed where the clean forwarder did not")
 
