@@ -32,8 +32,11 @@ class ModuleTimedOut(Exception):
     """A module call did not return in time; the child was killed."""
 
 
-def _serve(conn: Connection, path: str, label: str, pin_env: str) -> None:
-    """Child side: load and initialize the module, find the token, answer calls."""
+def _serve(conn: Connection, path: str, label: str, pin_env: str,
+           so_pin_env: str | None = None) -> None:
+    """Child side: load and initialize the module, find the token, answer calls.
+
+    `so_pin_env` is given only for a throwaway token: without it `login_so` is refused."""
     module = raw.Module(path)
     module.initialize()
     slots = [s for s in module.get_slot_list(True) if module.get_token_info(s).label == label]
@@ -47,6 +50,12 @@ def _serve(conn: Connection, path: str, label: str, pin_env: str) -> None:
         try:
             if name == "login_user":  # the PIN stays in this process's environment
                 module.login(args[0], raw.CKU_USER, os.environ[pin_env].encode())
+                result = None
+            elif name == "login_so":  # likewise; never on a token that is not a throwaway
+                if not so_pin_env:
+                    raise PermissionError("C_Login as CKU_SO is done only on a throwaway "
+                                          "token whose vendor file names token.so_pin_env")
+                module.login(args[0], raw.CKU_SO, os.environ[so_pin_env].encode())
                 result = None
             else:
                 result = getattr(module, name)(*args)
@@ -89,14 +98,22 @@ class RawModule:
         """C_Login as CKU_USER with the vendor's user PIN, which the test never sees."""
         self._call("login_user", session)
 
+    def login_so(self, session: int) -> None:
+        """C_Login as CKU_SO with the SO PIN from the environment variable the vendor file
+        names (token.so_pin_env), which the test never sees. Only for a throwaway token
+        (token.provision): otherwise the child refuses and this raises RuntimeError."""
+        self._call("login_so", session)
+
 
 @contextmanager
 def raw_module(target: Target) -> Iterator[RawModule]:
     context = multiprocessing.get_context("spawn")
     parent, child = context.Pipe()
     token = target.vendor.token
+    so_pin_env = token.so_pin_env if token.provision is not None else None
     process = context.Process(target=_serve, args=(child, target.vendor.module.path,
-                                                   token.label, token.user_pin_env),
+                                                   token.label, token.user_pin_env,
+                                                   so_pin_env),
                               daemon=True)
     process.start()
     child.close()
