@@ -113,10 +113,12 @@ def test_pin_never_reaches_an_artefact(standing_token, tmp_path, monkeypatch):
     monkeypatch.setenv("STANDING_PIN", "user-secret-4711")
     out = tmp_path / "o"
     done = subprocess.run([*CLI, "run", str(standing_token), "--output", str(out),
-                           "-k", "digest", "--junitxml", str(out / "junit.xml")],
+                           "-k", "digest or sessions", "--junitxml", str(out / "junit.xml"),
+                           "--alluredir", str(out / "allure")],
                           capture_output=True, text=True, check=False)
     assert (out / "standing" / "results.json").exists(), done.stdout + done.stderr
     assert "user-secret-4711" not in done.stdout + done.stderr
+    assert list((out / "allure").glob("*-result.json")), "Allure results must be written"
     for path in out.rglob("*"):
         if path.is_file():
             assert "user-secret-4711" not in path.read_text(errors="replace"), path
