@@ -10,21 +10,29 @@ import argparse
 import subprocess
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 from pkcs11 import Attribute
 
-from . import __version__, results
+from . import __version__, onboarding, results
 from .loading import REFERENCE_VENDOR, ConfigError, load_vendor, profiles_in_effect
 from .plugin import SUITES_DIR
-from .report import write_vendor_report
+from .report import ReportError, write_diff, write_reports, write_vendor_report
 from .suite import OBJECT_LABEL_PREFIX
 from .target import TargetError, open_target
 
 USAGE_ERROR = 2
 
 
+class _Parser(argparse.ArgumentParser):
+    """A usage mistake is one line and exit code 2, like every other mistake."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(USAGE_ERROR, f"{self.prog}: {message} (see --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="pkcs11-conformance",
         description="PKCS#11 interoperability conformance suite.")
     parser.add_argument("--version", action="version", version=__version__)
@@ -37,7 +45,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="vendor declarations; none: SoftHSM2 in a throwaway token")
     run.add_argument("--profile", action="append", metavar="ID",
                      help="judge against this profile (repeatable) instead of the vendor's")
-    run.add_argument("--module", metavar="PATH", help="load this module build instead")
+    run.add_argument("--module", metavar="PATH|NAME",
+                     help="load this module build (or p11-kit module) instead")
     run.add_argument("--output", metavar="DIR", default="reports", type=Path,
                      help="where results and reports go (default: reports/)")
     clean = commands.add_parser(
@@ -46,11 +55,22 @@ def _parser() -> argparse.ArgumentParser:
                     f"{OBJECT_LABEL_PREFIX!r} (the suite labels every token object it "
                     "creates so); nothing else is touched.")
     clean.add_argument("vendor", metavar="VENDOR.yaml", type=Path)
-    clean.add_argument("--module", metavar="PATH")
+    clean.add_argument("--module", metavar="PATH|NAME")
     clean.add_argument("--dry-run", action="store_true", help="list them, destroy nothing")
-    report = commands.add_parser("report", help="render reports from results files")
+    onboarding.add_commands(commands)  # probe, modules, explain
+    report = commands.add_parser(
+        "report", help="render reports from results files",
+        description="Per-vendor reports (DIR/<vendor>/index.html, report.md); with several "
+                    "results files also the comparison matrix (DIR/matrix.html, matrix.md); "
+                    "with --diff OLD NEW the changes between two runs (DIR/diff.html, diff.md).")
     report.add_argument("results", nargs="+", type=Path, metavar="RESULTS.json")
     report.add_argument("-o", "--output", metavar="DIR", default="reports", type=Path)
+    report.add_argument("--profile", metavar="ID",
+                        help="matrix rows: only the cases this profile requires")
+    report.add_argument("--allow-mixed-versions", action="store_true",
+                        help="compare runs of different suite versions (with a warning)")
+    report.add_argument("--diff", action="store_true",
+                        help="compare two runs of one vendor: RESULTS.json = OLD NEW")
     return parser
 
 
@@ -152,15 +172,20 @@ def _clean(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    for path in args.results:
-        try:
-            document = results.load(path)
-        except (OSError, ValueError) as exc:
-            print(f"pkcs11-conformance: {path}: cannot read results: {exc}", file=sys.stderr)
-            return USAGE_ERROR
-        vendor = document["run_info"]["vendor"]["id"]
-        for written in write_vendor_report(document, args.output / vendor):
-            print(f"pkcs11-conformance: wrote {written}")
+    try:
+        if args.diff:
+            if len(args.results) != 2:
+                raise ReportError(f"--diff takes two results files (OLD NEW), not "
+                                  f"{len(args.results)}")
+            written = write_diff(args.results[0], args.results[1], args.output)
+        else:
+            written = write_reports(args.results, args.output, args.profile,
+                                    args.allow_mixed_versions)
+    except ReportError as exc:
+        print(f"pkcs11-conformance: {exc}", file=sys.stderr)
+        return USAGE_ERROR
+    for path in written:
+        print(f"pkcs11-conformance: wrote {path}")
     return 0
 
 
@@ -177,6 +202,8 @@ def main(argv: list[str] | None = None) -> int:
             return _run(args, pytest_args)
         if args.command == "clean":
             return _clean(args)
+        if args.command in onboarding.COMMANDS:
+            return onboarding.run(args)
         return _report(args)
     except (ConfigError, TargetError) as exc:
         print(f"pkcs11-conformance: {exc}", file=sys.stderr)

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
-from . import raw
+from . import raw, uri
 
 if TYPE_CHECKING:
     from .target import Target
@@ -33,13 +33,22 @@ class ModuleTimedOut(Exception):
 
 
 def _serve(conn: Connection, path: str, label: str, pin_env: str,
-           so_pin_env: str | None = None) -> None:
+           so_pin_env: str | None = None, token_uri: str | None = None) -> None:
     """Child side: load and initialize the module, find the token, answer calls.
 
-    `so_pin_env` is given only for a throwaway token: without it `login_so` is refused."""
+    `so_pin_env` is given only for a throwaway token: without it `login_so` is refused.
+    With `token_uri` (the vendor's token.uri) the token is found by its attributes."""
     module = raw.Module(path)
     module.initialize()
-    slots = [s for s in module.get_slot_list(True) if module.get_token_info(s).label == label]
+    if token_uri is None:
+        slots = [s for s in module.get_slot_list(True)
+                 if module.get_token_info(s).label == label]
+    else:
+        wanted, info = uri.parse(token_uri), module.get_info()
+        slots = [s for s in module.get_slot_list(True)
+                 if wanted.matches_library(info.manufacturer_id, info.library_description,
+                                           info.library_version)
+                 and _token_matches(wanted, module.get_token_info(s), s)]
     conn.send(slots[0] if slots else None)
     while True:
         request = conn.recv()
@@ -64,6 +73,11 @@ def _serve(conn: Connection, path: str, label: str, pin_env: str,
             conn.send(("ckr", (exc.function, exc.rv)))
         except Exception as exc:  # the harness's own mistake: report, keep serving
             conn.send(("error", f"{type(exc).__name__}: {exc}"))
+
+
+def _token_matches(wanted: uri.PKCS11URI, info: raw.TokenInfo, slot: int) -> bool:
+    return wanted.matches_token(info.label, info.manufacturer_id, info.serial_number,
+                                info.model, slot)
 
 
 class RawModule:
@@ -113,7 +127,7 @@ def raw_module(target: Target) -> Iterator[RawModule]:
     so_pin_env = token.so_pin_env if token.provision is not None else None
     process = context.Process(target=_serve, args=(child, target.vendor.module.path,
                                                    token.label, token.user_pin_env,
-                                                   so_pin_env),
+                                                   so_pin_env, token.uri and token.uri.text),
                               daemon=True)
     process.start()
     child.close()
@@ -127,7 +141,7 @@ def raw_module(target: Target) -> Iterator[RawModule]:
             raise ModuleCrashed("the module process died while loading and initializing "
                                 f"the module (exit code {process.exitcode})") from None
         if slot is None:
-            raise RuntimeError(f"token {token.label!r} not found by the child process")
+            raise RuntimeError(f"token {token.name()} not found by the child process")
         yield RawModule(parent, process, slot)
     finally:
         if process.is_alive():

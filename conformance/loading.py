@@ -14,7 +14,7 @@ from typing import Any, NoReturn
 
 import yaml
 
-from . import names
+from . import modules, names, uri
 from .model import KnownDeviation, ModuleSpec, Profile, TokenSpec, Value, Variants, Vendor
 
 SCHEMA = 1
@@ -216,10 +216,10 @@ def load_vendor(path: str | Path, module_path: str | None = None) -> Vendor:
     def module_fail(problem: str) -> NoReturn:
         reader.fail("module.path", problem)
 
-    resolved = Path(expand_env(raw_path, module_fail))
-    if not resolved.is_file():
-        where = "--module" if module_path else "module.path"
-        reader.fail(where, f"module file {str(resolved)!r} does not exist")
+    try:  # a path, or the name of a module registered with p11-kit
+        resolved = Path(modules.resolve(expand_env(raw_path, module_fail)))
+    except modules.ModuleNotFound as exc:
+        reader.fail("--module" if module_path else "module.path", str(exc))
     expect = module.get("expect_library_version")
     if expect is not None:
         expect = str(reader.typed(expect, "module.expect_library_version", str,
@@ -228,7 +228,7 @@ def load_vendor(path: str | Path, module_path: str | None = None) -> Vendor:
             reader.fail("module.expect_library_version", f"{expect!r} is not MAJOR.MINOR")
 
     token = reader.mapping(data["token"], "token")
-    reader.keys(token, "token", ("label", "user_pin_env"), ("so_pin_env", "provision"))
+    reader.keys(token, "token", ("user_pin_env",), ("label", "uri", "so_pin_env", "provision"))
     pin_envs = {}
     for key in ("user_pin_env", "so_pin_env"):
         if key in token:
@@ -240,6 +240,7 @@ def load_vendor(path: str | Path, module_path: str | None = None) -> Vendor:
     if provision is not None and provision not in PROVISIONERS:
         reader.fail("token.provision", f"unknown provisioner {provision!r} "
                     f"(known: {', '.join(PROVISIONERS)}; leave it out to use the token as is)")
+    label, token_uri = _token_name(reader, token, provision, str(resolved))
 
     deviations = []
     for index, entry in enumerate(reader.typed(data.get("known_deviations") or [],
@@ -261,8 +262,8 @@ def load_vendor(path: str | Path, module_path: str | None = None) -> Vendor:
         title=reader.string(data, "title"),
         source=Path(path),
         module=ModuleSpec(str(resolved), expect),
-        token=TokenSpec(reader.string(token, "label", "token"), pin_envs["user_pin_env"],
-                        pin_envs.get("so_pin_env"), provision),
+        token=TokenSpec(label, pin_envs["user_pin_env"], pin_envs.get("so_pin_env"), provision,
+                        token_uri),
         profiles=reader.names(data.get("profiles") or [], "profiles",
                               frozenset(available_profiles()), "profile"),
         functions=frozenset(reader.names(data.get("functions") or [], "functions",
@@ -273,6 +274,30 @@ def load_vendor(path: str | Path, module_path: str | None = None) -> Vendor:
         attributes=frozenset(reader.names(data.get("attributes") or [], "attributes",
                                           names.ATTRIBUTES, "attribute")),
     )
+
+
+def _token_name(reader: _Reader, token: Mapping[str, Any], provision: str | None,
+                module_path: str) -> tuple[str, uri.PKCS11URI | None]:
+    """token.label, or token.uri (RFC 7512) and the label it gives: exactly one of them."""
+    if ("label" in token) == ("uri" in token):
+        reader.fail("token", "give exactly one of label and uri")
+    if "label" in token:
+        return reader.string(token, "label", "token"), None
+    text = reader.string(token, "uri", "token")
+    try:
+        parsed = uri.parse(text)
+    except uri.URIError as exc:
+        reader.fail("token.uri", str(exc))
+    if parsed.names_object():
+        reader.fail("token.uri", "names an object (object, type or id); a token URI names "
+                    "only the token")
+    mismatch = modules.uri_module_mismatch(parsed, module_path)
+    if mismatch:
+        reader.fail("token.uri", mismatch)
+    if provision is not None and not parsed.token:
+        reader.fail("token.uri", "a throwaway token (provision) needs its label in the URI "
+                    "(token=...)")
+    return parsed.token or "", parsed
 
 
 def available_profiles() -> dict[str, Path]:

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from .uri import PKCS11URI
+
 Value = int | str | bool
 # A mechanism's parameter variants: {"key_sizes": (2048, 3072), "hashes": ("sha256",)}.
 Variants = Mapping[str, tuple[Value, ...]]
@@ -41,6 +43,11 @@ class TokenSpec:
     user_pin_env: str
     so_pin_env: str | None = None
     provision: str | None = None  # None: use the token as it is, never initialize it
+    uri: PKCS11URI | None = None  # token.uri: find the token by these attributes, not label
+
+    def name(self) -> str:
+        """How messages name the token: its URI when the vendor file gives one."""
+        return self.uri.text if self.uri else repr(self.label)
 
 
 @dataclass(frozen=True)

@@ -67,3 +67,18 @@ ALLOWED_VALUES: dict[str, tuple[str, ...]] = {"curves": CURVES, "hashes": HASHES
 def mechanism(name: str) -> Mechanism:
     """The binding constant for a spec mechanism name such as "CKM_SHA256"."""
     return MECHANISMS[name]
+
+
+_BY_VALUE: dict[int, str] = {int(m): name for name, m in MECHANISMS.items()}
+VENDOR_DEFINED = 0x80000000
+
+
+def mechanism_name(value: int) -> str:
+    """The spec name of a mechanism type as C_GetMechanismList returns it; one the
+    binding has no name for is written as CKM_VENDOR_DEFINED+0x... or in hex."""
+    number = int(value)
+    if number in _BY_VALUE and number != VENDOR_DEFINED:
+        return _BY_VALUE[number]
+    if number >= VENDOR_DEFINED:
+        return f"CKM_VENDOR_DEFINED+0x{number - VENDOR_DEFINED:X}"
+    return f"0x{number:08X}"

@@ -20,10 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import allure_commons
 import pytest
 from _pytest.reports import TestReport
 
-from . import __version__, results
+from . import __version__, allure_output, results
 from .loading import REFERENCE_VENDOR, ConfigError, load_vendor, profiles_in_effect
 from .model import Decision, Profile, Value, Vendor, decide, parameter_values
 from .target import Target, TargetError, open_target
@@ -142,6 +143,11 @@ def pytest_configure(config: pytest.Config) -> None:
     if not hasattr(config, "workerinput"):
         config.stash[RECORDER] = recorder = Recorder()
         config.pluginmanager.register(recorder, "pkcs11-conformance-recorder")
+    if config.getoption("allure_report_dir", None):  # allure-pytest writes results
+        allure = AllureOutput(vendor.id, config)
+        config.pluginmanager.register(allure, "pkcs11-conformance-allure")
+        allure_commons.plugin_manager.register(allure)
+        config.add_cleanup(lambda: allure_commons.plugin_manager.unregister(allure))
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -363,6 +369,45 @@ def _timed_out() -> set[str]:
 
 
 RECORDER = pytest.StashKey[Recorder]()
+
+
+class AllureOutput:
+    """With `--alluredir`: every Allure test result says what the results JSON says
+    (labels, status, message starting with the suite's status), and the controller
+    writes the results of cases whose worker died, which nothing else would.
+
+    allure-pytest hands each result to the `report_result` hook of allure_commons just
+    before writing it; this is registered there, ahead of the file writer."""
+
+    def __init__(self, vendor: str, config: pytest.Config) -> None:
+        self.vendor, self.config = vendor, config
+        self.item: pytest.Item | None = None
+        self.cases: dict[str, dict[str, Any]] = {}
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_protocol(self, item: pytest.Item) -> Any:
+        self.item, self.cases = item, {}
+        return (yield)
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        item = self.item
+        if item is not None and report.nodeid == item.nodeid and CASE in item.stash:
+            results.record_phase(self.cases, json.loads(item.stash[CASE].payload()), report)
+        elif (str(report.when) == "???" and "crashed" in str(report.longrepr)
+              and RECORDER in self.config.stash):
+            entry = self.config.stash[RECORDER].cases.get(report.nodeid)
+            if entry is not None:  # a worker died: the Recorder took note of the case
+                record = results.finish_records({report.nodeid: entry})[0]
+                allure_commons.plugin_manager.hook.report_result(
+                    result=allure_output.crash_result(record, self.vendor, report.nodeid))
+
+    @allure_commons.hookimpl(tryfirst=True)
+    def report_result(self, result: Any) -> None:
+        item = self.item
+        if item is None or item.nodeid not in self.cases:
+            return
+        record = results.finish_records({item.nodeid: self.cases[item.nodeid]})[0]
+        allure_output.apply(result, record, self.vendor, item.nodeid)
 VERDICTS = pytest.StashKey[list[dict[str, Any]]]()
 
 
@@ -375,6 +420,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
                                 config.invocation_params.args)
     records = results.finish_records(config.stash[RECORDER].cases)
     results.write(run.results_path, run_info, records)
+    allure_dir = config.getoption("allure_report_dir", None)
+    if allure_dir:
+        allure_output.write_environment(Path(allure_dir), run_info)
     config.stash[VERDICTS] = results.verdicts(run_info, records)
 
 

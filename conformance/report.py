@@ -1,15 +1,62 @@
-"""Per-vendor report (Markdown and self-contained HTML) rendered from a results JSON."""
+"""Reports rendered from results JSON: the per-vendor report (Markdown and
+self-contained HTML), and the entry points of `pkcs11-conformance report` (per-vendor
+reports, the cross-vendor comparison matrix, the diff of two runs of one vendor)."""
 
 from __future__ import annotations
 
-import html
+import calendar
+import time
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-STATUSES = ("PASS", "FAIL", "ERROR", "CRASH", "TIMEOUT", "XFAIL", "XPASS", "SKIP")
+from . import results
+from .aggregate import (
+    FAILED,
+    PASSING,
+    STATUSES,
+    Document,
+    Outcome,
+    Row,
+    by_row,
+    outcome,
+    skipped_unclaimed,
+)
+from .render import (
+    MARKDOWN_BUDGET,
+    Cell,
+    esc,
+    html_table,
+    link,
+    md_cell,
+    md_link,
+    md_table,
+    num_cell,
+    page,
+    text_cell,
+)
+
 VERDICT_TEXT = {"met": "conformant", "not met": "NOT conformant",
                 "incomplete": "not verified (requirements without checks)"}
+VERDICT_BADGE = {"met": "b-met", "not met": "b-notmet", "incomplete": "b-incomplete"}
+REPORTED = (*FAILED, "XPASS")  # listed one by one under Failures
+MARKDOWN_FAILURES = 300  # more than this are counted, and listed in the HTML only
+
+
+class ReportError(Exception):
+    """A usage error of `pkcs11-conformance report`, told in one line (exit code 2)."""
+
+
+# ---------------------------------------------------------------------------- data
+
+
+def _seconds(start: str, end: str) -> float | None:
+    try:
+        parse = [calendar.timegm(time.strptime(t, "%Y-%m-%dT%H:%M:%SZ")) for t in (start, end)]
+    except (TypeError, ValueError):
+        return None
+    return float(parse[1] - parse[0])
 
 
 def _failing(cases: list[dict[str, str]]) -> str:
@@ -19,119 +66,402 @@ def _failing(cases: list[dict[str, str]]) -> str:
                    f", {known} known deviations" if known else "")
 
 
-def _sections(doc: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]]]:
-    """The report as (heading, column names, rows), shared by both renderings."""
-    info, cases = doc["run_info"], doc["cases"]
-    module, token = info["module"], info["token"]
-    identity = [
-        ["vendor", f"{info['vendor']['title']} ({info['vendor']['id']})"],
-        ["module", f"{module['manufacturer_id']} {module['library_description']} "
-                   f"{module['library_version']} (Cryptoki {module['cryptoki_version']})"],
-        ["token", f"{token['label']} / {token['manufacturer_id']} {token['model']} "
-                  f"(firmware {token['firmware_version']})"
-                  + (", throwaway token" if token.get("throwaway") else "")],
-        ["suite", f"pkcs11-conformance {info['suite']['version']}"
-                  + (f" ({info['suite']['git_sha'][:12]})" if info["suite"]["git_sha"] else "")],
-        ["bindings", ", ".join(f"{k} {v}" for k, v in info["bindings"].items())],
-        ["run", f"{info['start']} to {info['end']} on {info['host']['platform']}"],
-        ["summary", ", ".join(f"{n} {s}" for s, n in doc["summary"].items())],
+def identity(doc: Document) -> list[tuple[str, str]]:
+    info = doc["run_info"]
+    module, token, suite = info["module"], info["token"], info["suite"]
+    wall = _seconds(info["start"], info["end"])
+    rows = [
+        ("vendor", f"{info['vendor']['title']} ({info['vendor']['id']}), declared in "
+                   f"{info['vendor']['file']} (sha256 {info['vendor']['sha256'][:12]})"),
+        ("module", f"{module['manufacturer_id']} {module['library_description']} "
+                   f"{module['library_version']} (Cryptoki {module['cryptoki_version']})"),
+        ("module path", str(module["path"])),
+        ("token", f"{token['label']} / {token['manufacturer_id']} {token['model']} "
+                  f"(firmware {token['firmware_version']}, hardware {token['hardware_version']})"
+                  + (", throwaway token" if token.get("throwaway") else "")),
+        ("suite", f"pkcs11-conformance {suite['version']}"
+                  + (f" (git {suite['git_sha'][:12]})" if suite.get("git_sha") else "")),
+        ("profiles", ", ".join(f"{p['id']} (sha256 {p['sha256'][:12]})"
+                               for p in info["profiles"]) or "none"),
+        ("bindings", ", ".join(f"{k} {v}" for k, v in info["bindings"].items())),
+        ("host", f"{info['host']['platform']}"),
+        ("run", f"{info['start']} to {info['end']}"
+                + (f" ({wall:.0f} s wall time)" if wall is not None else "")),
     ]
-    verdicts = []
-    for v in doc["verdicts"]:
-        why = "; ".join(f"{f['requirement']} ({_failing(f['cases'])})" for f in v["failing"])
-        if v["unchecked"]:
-            why += ("; " if why else "") + "no checks yet for " + ", ".join(v["unchecked"])
-        verdicts.append([v["profile"], VERDICT_TEXT[v["status"]],
-                         f"{v['passed']}/{v['required_cases']}", why or "-"])
-
-    by_area: dict[str, Counter[str]] = defaultdict(Counter)
-    required: dict[str, Counter[str]] = defaultdict(Counter)
-    for case in cases:
-        by_area[case["area"]][case["status"]] += 1
-        if case["requirement"] == "required":
-            required[case["area"]]["total"] += 1
-            required[case["area"]]["pass"] += case["status"] in ("PASS", "XPASS")
-    areas = [[area, f"{required[area]['pass']}/{required[area]['total']}",
-              *(str(counts[s]) for s in STATUSES),
-              f"{sum(c['duration'] for c in cases if c['area'] == area):.2f} s"]
-             for area, counts in sorted(by_area.items())]
-
-    failures = [[c["id"], c["status"], c["spec"], c["message"]] for c in cases
-                if c["status"] in ("FAIL", "ERROR", "CRASH", "TIMEOUT", "XPASS")]
-    deviations = [[c["id"], c["known_deviation"]["reason"], c["known_deviation"]["url"]]
-                  for c in cases if c["known_deviation"]]
-    skip_reasons = Counter(c["message"] for c in cases if c["status"] == "SKIP")
-    skips = [[reason, str(n)] for reason, n in sorted(skip_reasons.items())]
-    return [
-        ("Identity", ["", ""], identity),
-        ("Profile verdicts", ["profile", "verdict", "required cases passed", "why"], verdicts),
-        ("Areas", ["area", "required passed", *STATUSES, "time"], areas),
-        ("Failures", ["case", "status", "spec clause", "message"], failures),
-        ("Known deviations", ["case", "reason", "link"], deviations),
-        ("Skipped, by reason", ["reason", "cases"], skips),
-    ]
+    if info.get("mechanisms") is not None:
+        rows.append(("advertised", f"{len(info['mechanisms'])} mechanisms in "
+                                   "C_GetMechanismList"))
+    rows.append(("summary", ", ".join(f"{n} {s}" for s, n in doc["summary"].items())))
+    return rows
 
 
-def _md_cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+def area_rows(doc: Document) -> list[dict[str, Any]]:
+    grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for case in doc["cases"]:
+        grouped[case["area"]].append(case)
+    out = []
+    for area, cases in [*sorted(grouped.items()), ("total", doc["cases"])]:
+        req = [c for c in cases if c["requirement"] == "required" and c["applicable"]]
+        opt = [c for c in cases if c["requirement"] != "required" and c["status"] != "SKIP"]
+        out.append({
+            "area": area,
+            "required": _of(sum(c["status"] in PASSING for c in req), len(req)),
+            "optional": _of(sum(c["status"] in PASSING for c in opt), len(opt)),
+            "unclaimed": sum(skipped_unclaimed(c) for c in cases),
+            "statuses": Counter(c["status"] for c in cases),
+            "time": f"{sum(c['duration'] for c in cases):.2f} s",
+        })
+    return out
 
 
-def render_markdown(doc: dict[str, Any]) -> str:
+def _of(part: int, whole: int) -> str:
+    return f"{part} of {whole}" if whole else "-"
+
+
+def failures(doc: Document) -> list[dict[str, Any]]:
+    return [c for c in doc["cases"] if c["status"] in REPORTED]
+
+
+def deviations(doc: Document) -> list[tuple[str, str, list[dict[str, Any]]]]:
+    grouped: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for case in doc["cases"]:
+        if case["known_deviation"]:
+            grouped[case["known_deviation"]["reason"], case["known_deviation"]["url"]].append(
+                case)
+    return [(reason, url, cases) for (reason, url), cases in sorted(grouped.items())]
+
+
+def skips(doc: Document) -> list[tuple[str, int, str]]:
+    grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for case in doc["cases"]:
+        if case["status"] == "SKIP":
+            grouped[case["message"] or "(no reason given)"].append(case)
+    ordered = sorted(grouped.items(), key=lambda item: (-len(item[1]), item[0]))
+    return [(reason, len(cases), ", ".join(sorted({c["area"] for c in cases})))
+            for reason, cases in ordered]
+
+
+def slowest(doc: Document, count: int = 10) -> list[dict[str, Any]]:
+    return sorted(doc["cases"], key=lambda c: -c["duration"])[:count]
+
+
+def _tests(cases: Sequence[dict[str, Any]]) -> str:
+    names = sorted({c["id"].split("[")[0] for c in cases})
+    return ", ".join(names)
+
+
+# ------------------------------------------------------------------------ markdown
+
+
+def render_markdown(doc: Document) -> str:
     vendor = doc["run_info"]["vendor"]
     lines = [f"# PKCS#11 conformance: {vendor['title']}", ""]
-    for heading, columns, rows in _sections(doc):
-        lines += [f"## {heading}", ""]
-        if not rows:
-            lines += ["None.", ""]
-            continue
-        lines.append("| " + " | ".join(columns) + " |")
-        lines.append("|" + "---|" * len(columns))
-        lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in rows]
-        lines.append("")
-    return "\n".join(lines)
+    lines += md_table(["", ""], [[f"**{k}**", md_cell(v)] for k, v in identity(doc)])
+
+    lines += ["", "## Profile verdicts", ""]
+    if doc["verdicts"]:
+        rows = []
+        for v in doc["verdicts"]:
+            why = "; ".join(f"{f['requirement']} ({_failing(f['cases'])})" for f in v["failing"])
+            if v["unchecked"]:
+                why += ("; " if why else "") + "no checks yet for " + ", ".join(v["unchecked"])
+            rows.append([md_cell(v["profile"]), f"**{VERDICT_TEXT[v['status']]}**",
+                         f"{v['passed']} of {v['required_cases']}", md_cell(why or "-")])
+        lines += md_table(["profile", "verdict", "required cases passed",
+                           "failing requirements"], rows)
+    else:
+        lines.append("No profile was judged in this run.")
+
+    lines += ["", "## Areas", "",
+              "Required: cases a judged profile requires, passed of all. Optional claimed: "
+              "cases no profile requires that ran because the vendor claims them. Not "
+              "claimed: skipped, never counted as a pass.", ""]
+    area_table = []
+    for a in area_rows(doc):
+        bold = "**" if a["area"] == "total" else ""
+        area_table.append([f"{bold}{a['area']}{bold}", a["required"], a["optional"],
+                           str(a["unclaimed"]), *(str(a["statuses"][s]) for s in STATUSES),
+                           a["time"]])
+    lines += md_table(["area", "required passed", "optional claimed passed", "not claimed",
+                       *STATUSES, "time"], area_table, numeric=range(1, 13))
+
+    failed = failures(doc)
+    lines += ["", f"## Failures ({len(failed)})", ""]
+    if failed:
+        lines += md_table(["case", "status", "spec clause", "message"], [
+            [f"`{md_cell(c['id'])}`", c["status"], md_cell(c["spec"]), md_cell(c["message"])]
+            for c in failed[:MARKDOWN_FAILURES]])
+        if len(failed) > MARKDOWN_FAILURES:
+            lines += ["", f"... and {len(failed) - MARKDOWN_FAILURES} more, listed in "
+                          "index.html and results.json."]
+    else:
+        lines.append("None.")
+
+    known = deviations(doc)
+    lines += ["", f"## Known deviations ({sum(len(c) for _, _, c in known)} cases)", ""]
+    if known:
+        lines += md_table(["reason", "link", "cases", "tests"], [
+            [md_cell(reason), md_link(url, url), str(len(cases)), md_cell(_tests(cases))]
+            for reason, url, cases in known], numeric=[2])
+    else:
+        lines.append("None.")
+
+    skipped = skips(doc)
+    lines += ["", f"## Skipped, by reason ({sum(n for _, n, _ in skipped)} cases)", ""]
+    if skipped:
+        lines += md_table(["reason", "cases", "areas"],
+                          [[md_cell(r), str(n), md_cell(a)] for r, n, a in skipped],
+                          numeric=[1])
+    else:
+        lines.append("None.")
+
+    lines += ["", "## Durations", "", "Time per area is in the Areas table. Slowest cases:", ""]
+    lines += md_table(["case", "status", "time"], [
+        [f"`{md_cell(c['id'])}`", c["status"], f"{c['duration']:.3f} s"] for c in slowest(doc)],
+        numeric=[2])
+    text = "\n".join(lines) + "\n"
+    if len(text.encode()) > MARKDOWN_BUDGET:  # never break a job summary
+        text = text.encode()[:MARKDOWN_BUDGET].decode(errors="ignore").rsplit("\n", 1)[0]
+        text += "\n\n(truncated to fit a job summary: see index.html)\n"
+    return text
 
 
-_CSS = """
-body{font:15px/1.45 system-ui,sans-serif;margin:2rem auto;max-width:78rem;padding:0 1rem;
-color:#1b1f24}
-h1{font-size:1.6rem}h2{font-size:1.2rem;margin-top:2rem;border-bottom:1px solid #d0d7de}
-table{border-collapse:collapse;width:100%;margin:.5rem 0}
-th,td{border:1px solid #d0d7de;padding:.3rem .5rem;text-align:left;vertical-align:top}
-th{background:#f6f8fa}td{word-break:break-word}
-.conformant{color:#1a7f37;font-weight:600}.NOT{color:#cf222e;font-weight:600}
-.not{color:#9a6700;font-weight:600}
-"""
+# ---------------------------------------------------------------------------- html
 
 
-def _html_cell(text: str) -> str:
-    if text.startswith(("http://", "https://")):
-        return f'<a href="{html.escape(text)}">{html.escape(text)}</a>'
-    css = text.split()[0] if text in VERDICT_TEXT.values() else ""
-    return f'<span class="{css}">{html.escape(text)}</span>' if css else html.escape(text)
+def outcome_cell(result: Outcome, href: str | None = None) -> Cell:
+    content = esc(result.text)
+    if href:
+        content = f'<a href="{esc(href)}">{content}</a>'
+    return Cell(content, f"c c-{result.kind}", result.detail)
 
 
-def render_html(doc: dict[str, Any]) -> str:
-    vendor = doc["run_info"]["vendor"]
+def _status(status: str) -> str:
+    return f'<span class="status-{esc(status)}">{esc(status)}</span>'
+
+
+def _verdict_badge(status: str | None) -> str:
+    if status is None:
+        return '<span class="badge b-none">not judged</span>'
+    return f'<span class="badge {VERDICT_BADGE[status]}">{esc(VERDICT_TEXT[status])}</span>'
+
+
+def _rows_section(doc: Document) -> list[str]:
+    """Every row (area, subject, parameters) with its outcome: the matrix links here."""
+    parts = ['<h2 id="rows">Results by area and mechanism</h2>',
+             '<p class="note">One row per area, mechanism (or function) under test and '
+             "parameter set; the comparison matrix links to these rows.</p>"]
+    grouped = by_row(doc["cases"])
+    areas: dict[str, list[Row]] = defaultdict(list)
+    for row in grouped:
+        areas[row.area].append(row)
+    for area, rows in sorted(areas.items()):
+        body: list[Sequence[Cell] | str] = []
+        for row in rows:
+            cases = grouped[row]
+            required_by = sorted({p for c in cases for p in c["required_by"]})
+            result = outcome(cases)
+            listed = [c for c in cases if c["status"] not in ("PASS", "SKIP")]
+            details = f'<span class="muted">{esc(result.detail)}</span>'
+            if listed:
+                details += '<ul class="compact">' + "".join(
+                    f"<li>{_status(c['status'])} <span class=id>"
+                    f"{esc(c['id'].split('::', 1)[-1])}</span>"
+                    + (f'<br><span class="muted">{esc(c["message"])}</span>'
+                       if c["status"] != "XFAIL" else "") + "</li>" for c in listed) + "</ul>"
+            label = esc(row.subject) + (
+                f' <span class="muted">{esc(row.parameters)}</span>' if row.parameters else "")
+            body.append(f'<tr id="{esc(row.anchor)}">' + "".join(c.html() for c in [
+                Cell(label), text_cell("required: " + ", ".join(required_by)
+                                       if required_by else "optional"),
+                outcome_cell(result), Cell(details)]) + "</tr>")
+        parts.append(f'<h3 id="area-{esc(area)}">{esc(area)}</h3>')
+        parts.append(html_table(["subject and parameters", "requirement",
+                                 Cell("outcome", "c", header=True), "cases"], body,
+                                css="zebra rows"))
+    return parts
+
+
+def render_html(doc: Document) -> str:
+    info = doc["run_info"]
+    vendor = info["vendor"]
     title = f"PKCS#11 conformance: {vendor['title']}"
-    parts = [f"<!doctype html><html lang=en><head><meta charset=utf-8><title>"
-             f"{html.escape(title)}</title><style>{_CSS}</style></head><body>",
-             f"<h1>{html.escape(title)}</h1>"]
-    for heading, columns, rows in _sections(doc):
-        parts.append(f"<h2>{html.escape(heading)}</h2>")
-        if not rows:
-            parts.append("<p>None.</p>")
-            continue
-        head = "".join(f"<th>{html.escape(c)}</th>" for c in columns) if any(columns) else ""
-        body = "".join("<tr>" + "".join(f"<td>{_html_cell(c)}</td>" for c in row) + "</tr>"
-                       for row in rows)
-        parts.append(f"<table>{'<tr>' + head + '</tr>' if head else ''}{body}</table>")
-    parts.append("</body></html>")
-    return "\n".join(parts)
+    module = info["module"]
+    subtitle = (f"{module['manufacturer_id']} {module['library_description']} "
+                f"{module['library_version']} · suite {info['suite']['version']} · "
+                f"{info['start']}")
+    body: list[str] = []
+
+    cards = []
+    for v in doc["verdicts"]:
+        cards.append(f'<div class="card"><div class="small">{esc(v["profile"])}</div>'
+                     f'<div>{_verdict_badge(v["status"])}</div><div class="small">'
+                     f'{v["passed"]} of {v["required_cases"]} required cases pass</div></div>')
+    counts = doc["summary"]
+    cards.append('<div class="card"><div class="small">cases</div><div class="big">'
+                 f'{sum(counts.values())}</div><div class="small">'
+                 + esc(", ".join(f"{n} {s}" for s, n in counts.items())) + "</div></div>")
+    body.append(f'<div class="cards">{"".join(cards)}</div>')
+
+    body.append('<h2 id="identity">Identity</h2>')
+    body.append(html_table([], [[Cell(esc(k), header=True), text_cell(v)]
+                                for k, v in identity(doc)], css="kv"))
+
+    body.append('<h2 id="verdicts">Profile verdicts</h2>')
+    if doc["verdicts"]:
+        rows = []
+        for v in doc["verdicts"]:
+            items = [f"<li><code>{esc(f['requirement'])}</code> {esc(_failing(f['cases']))}"
+                     "</li>" for f in v["failing"]]
+            if v["unchecked"]:
+                items.append("<li>no checks yet for " + ", ".join(
+                    f"<code>{esc(u)}</code>" for u in v["unchecked"]) + "</li>")
+            rows.append([Cell(f"{esc(v['profile'])}<br><span class=muted>{esc(v['title'])}"
+                              "</span>"),
+                         Cell(_verdict_badge(v["status"])),
+                         num_cell(f"{v['passed']} of {v['required_cases']}"),
+                         Cell(f'<ul class="compact">{"".join(items)}</ul>' if items else "-")])
+        body.append(html_table(["profile", "verdict", "required cases passed",
+                                "failing requirements"], rows))
+    else:
+        body.append("<p>No profile was judged in this run.</p>")
+
+    body.append('<h2 id="areas">Areas</h2>')
+    body.append('<p class="note">Required: cases a judged profile requires, passed of all. '
+                "Optional claimed: cases no profile requires that ran because the vendor "
+                "claims them. Not claimed: skipped, never counted as a pass.</p>")
+    table: list[Sequence[Cell] | str] = []
+    for a in area_rows(doc):
+        cells = [Cell(f'<a href="#area-{esc(a["area"])}">{esc(a["area"])}</a>'
+                      if a["area"] != "total" else "total"),
+                 num_cell(a["required"]), num_cell(a["optional"]), num_cell(a["unclaimed"]),
+                 *(num_cell(a["statuses"][s]) for s in STATUSES), num_cell(a["time"])]
+        row = "<tr>" + "".join(c.html() for c in cells) + "</tr>"
+        table.append(row.replace("<tr>", '<tr class="total">') if a["area"] == "total" else row)
+    body.append(html_table(["area", Cell("required passed", "num", header=True),
+                            Cell("optional claimed passed", "num", header=True),
+                            Cell("not claimed", "num", header=True),
+                            *(Cell(s, "num", header=True) for s in STATUSES),
+                            Cell("time", "num", header=True)], table, css="zebra areas"))
+
+    failed = failures(doc)
+    body.append(f'<h2 id="failures">Failures ({len(failed)})</h2>')
+    if failed:
+        body.append(html_table(["case", "status", "spec clause", "message"], [
+            [Cell(f"<span class=id>{esc(c['id'])}</span>"), Cell(_status(c["status"])),
+             text_cell(c["spec"]), text_cell(c["message"])] for c in failed], css="zebra fails"))
+    else:
+        body.append("<p>None: every case that ran met its expectation.</p>")
+
+    known = deviations(doc)
+    body.append(f'<h2 id="deviations">Known deviations ({sum(len(c) for _, _, c in known)} '
+                "cases)</h2>")
+    if known:
+        body.append('<p class="note">Declared in the vendor file with a link each; expected '
+                    "to fail, and an unexpected pass is reported.</p>")
+        body.append(html_table(["reason", "link", Cell("cases", "num", header=True)], [
+            [Cell(f"{esc(reason)}<details><summary class=muted>cases</summary>"
+                  '<ul class="compact">' + "".join(
+                      f"<li>{_status(c['status'])} <span class=id>{esc(c['id'])}</span></li>"
+                      for c in cases) + "</ul></details>"),
+             Cell(link(url)), num_cell(len(cases))] for reason, url, cases in known],
+            css="zebra dev"))
+    else:
+        body.append("<p>None.</p>")
+
+    skipped = skips(doc)
+    body.append(f'<h2 id="skips">Skipped, by reason ({sum(n for _, n, _ in skipped)} '
+                "cases)</h2>")
+    if skipped:
+        body.append(html_table(["reason", Cell("cases", "num", header=True), "areas"], [
+            [text_cell(r), num_cell(n), text_cell(a)] for r, n, a in skipped]))
+    else:
+        body.append("<p>None.</p>")
+
+    body.append('<h2 id="durations">Durations</h2>')
+    wall = _seconds(info["start"], info["end"])
+    body.append('<p class="note">'
+                + (f"Wall time of the run: {wall:.0f} s. " if wall is not None else "")
+                + f"Sum of case times: {sum(c['duration'] for c in doc['cases']):.1f} s; per "
+                "area in the Areas table. Slowest cases:</p>")
+    body.append(html_table(["case", "status", Cell("time", "num", header=True)], [
+        [Cell(f"<span class=id>{esc(c['id'])}</span>"), Cell(_status(c["status"])),
+         num_cell(f"{c['duration']:.3f} s")] for c in slowest(doc)]))
+
+    body += _rows_section(doc)
+    toc = [("verdicts", "Verdicts"), ("areas", "Areas"), ("failures", "Failures"),
+           ("deviations", "Known deviations"), ("skips", "Skips"),
+           ("durations", "Durations"), ("rows", "By mechanism"), ("identity", "Identity")]
+    return page(title, subtitle, body, toc)
 
 
-def write_vendor_report(doc: dict[str, Any], directory: Path) -> list[Path]:
+def write_vendor_report(doc: Document, directory: Path) -> list[Path]:
     directory.mkdir(parents=True, exist_ok=True)
     written = [directory / "report.md", directory / "index.html"]
     written[0].write_text(render_markdown(doc))
     written[1].write_text(render_html(doc))
+    return written
+
+
+# --------------------------------------------------------------------- entry points
+
+
+def _load(paths: Sequence[Path]) -> list[tuple[Path, Document]]:
+    loaded = []
+    for path in paths:
+        try:
+            loaded.append((path, results.load(path)))
+        except (OSError, ValueError) as exc:
+            raise ReportError(f"{path}: cannot read results: {exc}") from None
+    return loaded
+
+
+def write_reports(paths: Sequence[Path], output: Path, profile: str | None = None,
+                  allow_mixed_versions: bool = False) -> list[Path]:
+    """Per-vendor reports in OUTPUT/<vendor>/, and with more than one results file the
+    comparison matrix (OUTPUT/matrix.html, OUTPUT/matrix.md)."""
+    from .comparison import write_matrix
+
+    loaded = _load(paths)
+    by_vendor: dict[str, Path] = {}
+    for path, document in loaded:
+        vendor = document["run_info"]["vendor"]["id"]
+        if vendor in by_vendor:
+            raise ReportError(f"two results files for vendor {vendor}: {by_vendor[vendor]} and "
+                              f"{path} (compare runs of one vendor with --diff OLD NEW)")
+        by_vendor[vendor] = path
+    versions = {str(p): d["run_info"]["suite"]["version"] for p, d in loaded}
+    mixed = len(set(versions.values())) > 1
+    if mixed and not allow_mixed_versions:
+        raise ReportError("results of different suite versions are not compared side by side: "
+                          + ", ".join(f"{p} ({v})" for p, v in versions.items())
+                          + "; rerun with one version, or pass --allow-mixed-versions")
+    if profile is not None and len(loaded) > 1:
+        judged = {p["id"] for _, d in loaded for p in d["run_info"]["profiles"]}
+        if profile not in judged:
+            raise ReportError(f"--profile {profile}: no results file was judged against it "
+                              f"(profiles judged: {', '.join(sorted(judged)) or 'none'})")
+    written = []
+    for _, document in loaded:
+        vendor = document["run_info"]["vendor"]["id"]
+        written += write_vendor_report(document, output / vendor)
+    if len(loaded) > 1:
+        written += write_matrix([d for _, d in loaded], output, profile,
+                                versions if mixed else None)
+    return written
+
+
+def write_diff(old: Path, new: Path, output: Path) -> list[Path]:
+    """OUTPUT/diff.md and OUTPUT/diff.html: what changed between two runs of one vendor."""
+    from .comparison import render_diff_html, render_diff_markdown
+
+    (_, before), (_, after) = _load([old, new])
+    vendors = [d["run_info"]["vendor"]["id"] for d in (before, after)]
+    if vendors[0] != vendors[1]:
+        raise ReportError(f"--diff compares two runs of one vendor: {old} is {vendors[0]}, "
+                          f"{new} is {vendors[1]}")
+    output.mkdir(parents=True, exist_ok=True)
+    written = [output / "diff.md", output / "diff.html"]
+    written[0].write_text(render_diff_markdown(before, after, old, new))
+    written[1].write_text(render_diff_html(before, after, old, new))
     return written

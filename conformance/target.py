@@ -8,10 +8,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pkcs11
-from pkcs11.exceptions import NoSuchToken, PinIncorrect, PKCS11Error
+from pkcs11.exceptions import PinIncorrect, PKCS11Error
 
 from .model import Vendor
+from .names import mechanism_name
 from .provisioning import ProvisioningError, SoftHSM2Token, provisioner
+from .uri import token_uri
 
 
 class TargetError(Exception):
@@ -49,14 +51,20 @@ class Target:
                 self._session = self.token.open(rw=True, user_pin=self.user_pin)
             except PinIncorrect:
                 raise WrongPin(
-                    f"C_Login on token {self.vendor.token.label!r} returned CKR_PIN_INCORRECT "
+                    f"C_Login on token {self.token.label!r} returned CKR_PIN_INCORRECT "
                     f"for the PIN in ${self.vendor.token.user_pin_env}; stopping without "
                     "retrying so the token is not locked") from None
         return self._session
 
     def info(self) -> dict[str, Any]:
-        """C_GetInfo and C_GetTokenInfo as recorded in results and the report header."""
+        """C_GetInfo, C_GetTokenInfo and C_GetMechanismList (as spec names), as recorded
+        in results and the report header."""
         token = self.token
+        try:
+            advertised: list[str] | None = sorted(
+                mechanism_name(m) for m in token.slot.get_mechanisms())
+        except PKCS11Error:  # recorded as unknown; the mechanisms area reports the error
+            advertised = None
         return {
             "module": {
                 "path": self.vendor.module.path,
@@ -75,6 +83,7 @@ class Target:
                 "firmware_version": ".".join(map(str, token.firmware_version)),
                 "throwaway": self.throwaway is not None,
             },
+            "mechanisms": advertised,
         }
 
     def close(self) -> None:
@@ -88,7 +97,7 @@ class Target:
 
 def open_target(vendor: Vendor) -> Target:
     """Provision the token if the vendor file says it is a throwaway, load the module,
-    find the token by label."""
+    find the token by label or URI."""
     throwaway = provisioner(vendor.token)
     if throwaway is not None:
         try:
@@ -101,16 +110,39 @@ def open_target(vendor: Vendor) -> Target:
         except PKCS11Error as exc:
             raise TargetError(f"{vendor.source}: module.path: cannot load "
                               f"{vendor.module.path!r} as a PKCS#11 module: {exc}") from None
-        try:
-            token = lib.get_token(token_label=vendor.token.label)
-        except NoSuchToken:
-            labels = sorted(t.label for t in lib.get_tokens())
-            raise TargetError(
-                f"{vendor.source}: token.label: no token labelled {vendor.token.label!r} in "
-                f"{vendor.module.path} (tokens present: {', '.join(map(repr, labels)) or 'none'})"
-            ) from None
+        token = _find_token(vendor, lib)
     except BaseException:
         if throwaway is not None:
             throwaway.remove()
         raise
     return Target(vendor, lib, token, throwaway)
+
+
+def _find_token(vendor: Vendor, lib: Any) -> Any:
+    """The one token the vendor file names: by token.label, or by every attribute its
+    token.uri gives (token, manufacturer, serial, model, slot-id, library-*)."""
+    spec, present = vendor.token, list(lib.get_tokens())
+    if spec.uri is None:
+        key, wanted = "token.label", f"labelled {spec.label!r}"
+        found = [t for t in present if t.label == spec.label]
+        listed = ", ".join(sorted(repr(t.label) for t in present))
+    else:
+        key, wanted = "token.uri", f"matching {spec.uri.text!r}"
+        library = spec.uri.matches_library(lib.manufacturer_id, lib.library_description,
+                                           lib.library_version)
+        found = [t for t in present if library and spec.uri.matches_token(
+            t.label, t.manufacturer_id, _serial(t), t.model, t.slot.slot_id)]
+        listed = ", ".join(sorted(token_uri(t.label, t.manufacturer_id, _serial(t), t.model)
+                                  for t in present))
+    if len(found) == 1:
+        return found[0]
+    if found:
+        raise TargetError(f"{vendor.source}: {key}: {len(found)} tokens {wanted} in "
+                          f"{vendor.module.path}; name one by its serial in token.uri "
+                          f"(tokens present: {listed})")
+    raise TargetError(f"{vendor.source}: {key}: no token {wanted} in {vendor.module.path} "
+                      f"(tokens present: {listed or 'none'})")
+
+
+def _serial(token: Any) -> str:
+    return bytes(token.serial).decode("ascii", "replace").strip()
