@@ -225,7 +225,9 @@ def test_diff_of_two_runs(reference, tmp_path):
     assert "Newly claimed" in (tmp_path / "diff.html").read_text()
 
     # Results written before the mechanism list was recorded say so.
-    dump(reference, tmp_path / "older.json")
+    older = copy.deepcopy(reference)
+    older["run_info"].pop("mechanisms", None)
+    dump(older, tmp_path / "older.json")
     subprocess.run([*CLI, "report", "--diff", str(tmp_path / "older.json"),
                     str(tmp_path / "new.json"), "-o", str(tmp_path / "d2")], check=True,
                    capture_output=True)
