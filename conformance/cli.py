@@ -192,7 +192,7 @@ def _report(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = _parser()
-    if argv[:1] == ["run"]:
+    if argv[:1] == ["run"] and not {"-h", "--help"} & set(argv):
         ours, pytest_args = _split(argv)
         args = parser.parse_args(ours)
     else:
