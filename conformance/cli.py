@@ -100,6 +100,7 @@ def _run(args: argparse.Namespace, pytest_args: list[str]) -> int:
         profiles_in_effect(vendor, args.profile)
         checked.append((path, vendor))
     worst = 0
+    verdicts: dict[str, list[str]] = {}  # vendor id -> verdict lines, printed at the end
     for path, vendor in checked:
         out = args.output / vendor.id
         results_file = out / "results.json"
@@ -127,12 +128,11 @@ def _run(args: argparse.Namespace, pytest_args: list[str]) -> int:
         for written in write_vendor_report(document, out):
             print(f"pkcs11-conformance: wrote {written}")
         worst = max(worst, _outcome(document))
+        verdicts[vendor.id] = results.verdict_lines(document["verdicts"])
     for _, vendor in checked:
-        results_file = args.output / vendor.id / "results.json"
-        if results_file.exists():
-            lines = results.verdict_lines(results.load(results_file)["verdicts"])
+        if vendor.id in verdicts:
             print(f"\n{vendor.id} ({vendor.title}):")
-            for line in lines or ["no profiles declared"]:
+            for line in verdicts[vendor.id] or ["no profiles declared"]:
                 print(f"  {line}")
     return worst
 
