@@ -115,6 +115,10 @@ def _run(args: argparse.Namespace, pytest_args: list[str]) -> int:
             # One worker process by default: a module that crashes or hangs then costs
             # one test (CRASH or TIMEOUT), not the whole run.
             command += ["-n", "1"]
+        if not any(a.startswith("--max-worker-restart") for a in pytest_args):
+            # xdist stops the run after 4 crashed workers per process by default; a module
+            # that crashes in many tests must still get every other test run.
+            command += ["--max-worker-restart", "100000"]
         print(f"pkcs11-conformance: running {vendor.id} ({path})", flush=True)
         if results_file.exists():
             results_file.unlink()  # never report a previous run's results as this one's

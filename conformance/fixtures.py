@@ -36,6 +36,26 @@ def session(target: Target) -> Any:
     return target.login_session()
 
 
+@pytest.fixture
+def own_session(token: Any, session: Any) -> Iterator[Any]:
+    """A session of the test's own (the login, made by `session`, is shared), for tests
+    that provoke errors: an operation the module wrongly leaves active ends with it."""
+    opened = token.open(rw=True)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture(autouse=True)
+def _end_operations(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After each test, end what it left active in the shared session (see
+    Target.end_operations): a module that keeps an operation after an error must cost
+    the test that met the error, not the tests after it."""
+    yield
+    run = request.config.stash.get(RUN, None)
+    if run is not None and run.target is not None:
+        run.target.end_operations()
+
+
 @pytest.fixture(scope="session")
 def keys(session: Any) -> Keys:
     """Keys generated once per worker, for tests that are not about key generation."""

@@ -48,8 +48,9 @@ HASH_MECHANISMS = {
 # Session objects usable for every operation of their kind; tests that are about usage
 # restrictions make their own keys.
 ALL_PUBLIC = (MechanismFlag.VERIFY | MechanismFlag.ENCRYPT | MechanismFlag.WRAP)
-ALL_PRIVATE = (MechanismFlag.SIGN | MechanismFlag.DECRYPT | MechanismFlag.UNWRAP
-               | MechanismFlag.DERIVE)
+# Only the uses each key type has: NSS softokn refuses an RSA private key with CKA_DERIVE.
+RSA_PRIVATE = MechanismFlag.SIGN | MechanismFlag.DECRYPT | MechanismFlag.UNWRAP
+EC_PRIVATE = MechanismFlag.SIGN | MechanismFlag.DERIVE
 ALL_SECRET = (MechanismFlag.ENCRYPT | MechanismFlag.DECRYPT | MechanismFlag.SIGN
               | MechanismFlag.VERIFY | MechanismFlag.WRAP | MechanismFlag.UNWRAP)
 
@@ -262,17 +263,34 @@ class Keys:
         return self._cache[key]
 
     def rsa(self, bits: int, exponent: int = 65537) -> Any:
-        """(public, private) RSA key pair of `bits` bits."""
-        return self._once(("rsa", bits, exponent), lambda: self.session.generate_keypair(
-            KeyType.RSA, bits, store=False, capabilities=ALL_PUBLIC | ALL_PRIVATE,
-            public_template={Attribute.PUBLIC_EXPONENT: big(exponent)}))
+        """(public, private) RSA key pair of `bits` bits, with a CKA_ID of its own."""
+        def make() -> Any:
+            ident = f"conformance-rsa-{bits}-{exponent}".encode()
+            return self.session.generate_keypair(
+                KeyType.RSA, bits, store=False, capabilities=ALL_PUBLIC | RSA_PRIVATE,
+                public_template={Attribute.PUBLIC_EXPONENT: big(exponent), Attribute.ID: ident},
+                private_template={Attribute.ID: ident})
+        return self._once(("rsa", bits, exponent), make)
+
+    @staticmethod
+    def on(session: Any, key: Any) -> Any:
+        """The same key object seen through another session (session objects are visible
+        to every session of the application), found by its CKA_ID and class; for tests that
+        provoke errors on an own session so a module that leaves the operation active
+        cannot disturb the shared one."""
+        found = list(session.get_objects({Attribute.ID: key[Attribute.ID],
+                                          Attribute.CLASS: key[Attribute.CLASS]}))
+        if len(found) != 1:
+            raise LookupError(f"{len(found)} objects with this key's CKA_ID and class")
+        return found[0]
 
     def ec(self, curve: str) -> Any:
         """(public, private) EC key pair on a named Weierstrass curve."""
         def make() -> Any:
             params = self.session.create_domain_parameters(
                 KeyType.EC, {Attribute.EC_PARAMS: ec_params(curve)}, local=True)
-            return params.generate_keypair(store=False, capabilities=ALL_PUBLIC | ALL_PRIVATE)
+            return params.generate_keypair(store=False,
+                                           capabilities=MechanismFlag.VERIFY | EC_PRIVATE)
         return self._once(("ec", curve), make)
 
     def edwards(self, curve: str) -> Any:
@@ -280,7 +298,8 @@ class Keys:
         def make() -> Any:
             params = self.session.create_domain_parameters(
                 KeyType.EC_EDWARDS, {Attribute.EC_PARAMS: ec_params(curve)}, local=True)
-            return params.generate_keypair(store=False, capabilities=ALL_PUBLIC | ALL_PRIVATE,
+            return params.generate_keypair(store=False,
+                                           capabilities=MechanismFlag.VERIFY | MechanismFlag.SIGN,
                                            mechanism=Mechanism.EC_EDWARDS_KEY_PAIR_GEN)
         return self._once(("edwards", curve), make)
 

@@ -32,13 +32,13 @@ class ModuleTimedOut(Exception):
     """A module call did not return in time; the child was killed."""
 
 
-def _serve(conn: Connection, path: str, label: str, pin_env: str,
+def _serve(conn: Connection, path: str, init_reserved: str | None, label: str, pin_env: str,
            so_pin_env: str | None = None, token_uri: str | None = None) -> None:
     """Child side: load and initialize the module, find the token, answer calls.
 
     `so_pin_env` is given only for a throwaway token: without it `login_so` is refused.
     With `token_uri` (the vendor's token.uri) the token is found by its attributes."""
-    module = raw.Module(path)
+    module = raw.Module(path, init_reserved)
     module.initialize()
     if token_uri is None:
         slots = [s for s in module.get_slot_list(True)
@@ -126,8 +126,8 @@ def raw_module(target: Target) -> Iterator[RawModule]:
     token = target.vendor.token
     so_pin_env = token.so_pin_env if token.provision is not None else None
     process = context.Process(target=_serve, args=(child, target.vendor.module.path,
-                                                   token.label, token.user_pin_env,
-                                                   so_pin_env, token.uri and token.uri.text),
+                                                   target.init_reserved, token.label,
+                                                   token.user_pin_env, so_pin_env, token.uri and token.uri.text),
                               daemon=True)
     process.start()
     child.close()

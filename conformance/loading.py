@@ -14,11 +14,10 @@ from typing import Any, NoReturn
 
 import yaml
 
-from . import modules, names, uri
+from . import modules, names, provisioning, uri
 from .model import KnownDeviation, ModuleSpec, Profile, TokenSpec, Value, Variants, Vendor
 
 SCHEMA = 1
-PROVISIONERS = ("softhsm2",)
 _ID = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _ENV_REF = re.compile(r"\$\{([^}]*)\}")
@@ -210,7 +209,7 @@ def load_vendor(path: str | Path, module_path: str | None = None) -> Vendor:
     ident = reader.schema_and_id(data, "vendor")
 
     module = reader.mapping(data["module"], "module")
-    reader.keys(module, "module", ("path",), ("expect_library_version",))
+    reader.keys(module, "module", ("path",), ("expect_library_version", "init_reserved"))
     raw_path = module_path or reader.string(module, "path", "module")
 
     def module_fail(problem: str) -> NoReturn:
@@ -227,6 +226,13 @@ def load_vendor(path: str | Path, module_path: str | None = None) -> Vendor:
         if not re.match(r"^\d+\.\d+$", expect):
             reader.fail("module.expect_library_version", f"{expect!r} is not MAJOR.MINOR")
 
+    reserved = module.get("init_reserved")
+    if reserved is not None:
+        def reserved_fail(problem: str) -> NoReturn:
+            reader.fail("module.init_reserved", problem)
+
+        reserved = expand_env(reader.string(module, "init_reserved", "module"), reserved_fail)
+
     token = reader.mapping(data["token"], "token")
     reader.keys(token, "token", ("user_pin_env",), ("label", "uri", "so_pin_env", "provision"))
     pin_envs = {}
@@ -237,9 +243,10 @@ def load_vendor(path: str | Path, module_path: str | None = None) -> Vendor:
                 reader.fail(f"token.{key}", f"{pin_envs[key]!r} is not an environment "
                             "variable name (PINs come only from the environment)")
     provision = token.get("provision")
-    if provision is not None and provision not in PROVISIONERS:
+    if provision is not None and provision not in provisioning.KINDS:
         reader.fail("token.provision", f"unknown provisioner {provision!r} "
-                    f"(known: {', '.join(PROVISIONERS)}; leave it out to use the token as is)")
+                    f"(known: {', '.join(provisioning.KINDS)}; leave it out to use the token "
+                    "as is)")
     label, token_uri = _token_name(reader, token, provision, str(resolved))
 
     deviations = []
@@ -261,7 +268,7 @@ def load_vendor(path: str | Path, module_path: str | None = None) -> Vendor:
         id=ident,
         title=reader.string(data, "title"),
         source=Path(path),
-        module=ModuleSpec(str(resolved), expect),
+        module=ModuleSpec(str(resolved), expect, reserved),
         token=TokenSpec(label, pin_envs["user_pin_env"], pin_envs.get("so_pin_env"), provision,
                         token_uri),
         profiles=reader.names(data.get("profiles") or [], "profiles",

@@ -35,6 +35,7 @@ class KnownDeviation:
 class ModuleSpec:
     path: str
     expect_library_version: str | None = None
+    init_reserved: str | None = None  # C_Initialize pReserved, for modules that need it
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,9 @@ def add_commands(commands: Any) -> None:
     found.add_argument("--token", metavar="LABEL|URI",
                        help="the token to probe, by label or PKCS#11 URI (default: the only "
                             "initialized token)")
+    found.add_argument("--init-reserved", metavar="STRING",
+                       help="the C_Initialize pReserved string the module needs (NSS "
+                            "softokn: configdir='sql:DIR' ...), as module.init_reserved")
     found.add_argument("-o", "--output", metavar="FILE",
                        help="write the draft vendor file here (<vendor-id>.yaml; - for "
                             "standard output)")
@@ -49,7 +52,7 @@ def add_commands(commands: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.command == "probe":
-        shown, draft = probe.run(args.module, args.token, args.output)
+        shown, draft = probe.run(args.module, args.token, args.output, args.init_reserved)
         if args.output == "-":
             print(shown, file=sys.stderr)
             print(draft, end="")

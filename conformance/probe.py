@@ -91,6 +91,7 @@ class Mechanism:
 @dataclass
 class Probed:
     path: str
+    init_reserved: str | None
     info: ck.Info
     function_list_version: tuple[int, int]
     null_functions: list[str]
@@ -138,25 +139,27 @@ def token_query(token: str | None) -> PKCS11URI | None:
     return query
 
 
-def read(path: str, token: str | None) -> Probed:
+def read(path: str, token: str | None, init_reserved: str | None = None) -> Probed:
     """Load the module in this process and read everything the report and draft need."""
     try:
-        module = ck.Module(path)
+        module = ck.Module(path, init_reserved)
     except (ck.ModuleLoadError, ck.CKRError) as exc:
         raise _fail("--module", f"{exc}") from None
     try:
         module.initialize()
     except ck.CKRError as exc:
         raise _fail("--module", f"{path}: C_Initialize returned {exc.name} (is the module's "
-                    "own configuration in place? SoftHSM2 reads SOFTHSM2_CONF)") from None
+                    "own configuration in place? SoftHSM2 reads SOFTHSM2_CONF; NSS softokn "
+                    "needs --init-reserved)") from None
     try:
-        return _read(module, path, token)
+        return _read(module, path, init_reserved, token)
     finally:
         with contextlib.suppress(ck.CKRError):
             module.finalize()
 
 
-def _read(module: ck.Module, path: str, token: str | None) -> Probed:
+def _read(module: ck.Module, path: str, init_reserved: str | None,
+          token: str | None) -> Probed:
     info = module.get_info()
     slots: list[tuple[int, ck.SlotInfo, ck.TokenInfo | None]] = []
     for slot in module.get_slot_list(False):
@@ -169,7 +172,7 @@ def _read(module: ck.Module, path: str, token: str | None) -> Probed:
                 token_info = None
         slots.append((slot, slot_info, token_info))
     slot, chosen = _choose(slots, token, info)
-    return Probed(path, info, module.function_list_version, module.null_functions(),
+    return Probed(path, init_reserved, info, module.function_list_version, module.null_functions(),
                   module.exports("C_GetInterfaceList"), slots, slot, chosen,
                   _mechanisms(module, slot))
 
@@ -424,6 +427,8 @@ def draft(probed: Probed, vendor_id: str) -> str:
         f"title: {_q(title or vendor_id)}    # EDIT: the product's name",
         "module:",
         f"  path: {_q(probed.path)}",
+        *([f"  init_reserved: {_q(probed.init_reserved)}    # C_Initialize pReserved"]
+          if probed.init_reserved is not None else []),
         f"  expect_library_version: \"{_v(info.library_version)}\"    # from C_GetInfo",
         "token:",
         f"  uri: {_q(_uri_of(token))}",
@@ -478,7 +483,8 @@ def output_id(output: Path) -> str:
     return output.stem
 
 
-def run(module: str | None, token: str | None, output: str | None) -> tuple[str, str | None]:
+def run(module: str | None, token: str | None, output: str | None,
+        init_reserved: str | None = None) -> tuple[str, str | None]:
     """(the report, the draft or None). `output` "-" asks for the draft on stdout."""
     vendor_id = output_id(Path(output)) if output and output != "-" else None
     query = token_query(token)
@@ -487,7 +493,7 @@ def run(module: str | None, token: str | None, output: str | None) -> tuple[str,
         mismatch = modules.uri_module_mismatch(query, path)
         if mismatch:
             raise _fail("--token", mismatch)
-    probed = read(path, token)
+    probed = read(path, token, init_reserved)
     if output is None:
         return report(probed), None
     return report(probed), draft(probed, vendor_id or default_id(probed))

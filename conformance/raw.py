@@ -645,8 +645,10 @@ class Module:
     the raw CK_RV for checks that need bad arguments.
     """
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, init_reserved: str | None = None) -> None:
         self.path = path
+        # pReserved for every initialize() that gives none (module.init_reserved).
+        self.init_reserved = None if init_reserved is None else init_reserved.encode()
         has_directory = os.sep in path or bool(os.altsep and os.altsep in path)
         if has_directory and not os.path.exists(path):
             raise ModuleLoadError(errno.ENOENT, "PKCS#11 module file not found", path)
@@ -714,6 +716,8 @@ class Module:
         """C_Initialize. With both arguments at their defaults pInitArgs is NULL;
         otherwise a CK_C_INITIALIZE_ARGS carries ``flags`` (e.g. CKF_OS_LOCKING_OK),
         no mutex callbacks, and ``reserved`` as a NUL-terminated char * in pReserved."""
+        if reserved is None:
+            reserved = self.init_reserved
         if reserved is None and flags == 0:
             self._check("C_Initialize", None)
             return

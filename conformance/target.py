@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -10,9 +11,11 @@ from typing import Any
 import pkcs11
 from pkcs11.exceptions import PinIncorrect, PKCS11Error
 
+from . import initargs, raw
+from .cbuild import BuildError
 from .model import Vendor
 from .names import mechanism_name
-from .provisioning import ProvisioningError, SoftHSM2Token, provisioner
+from .provisioning import ProvisioningError, Throwaway, provisioner
 from .uri import token_uri
 
 
@@ -29,8 +32,10 @@ class Target:
     vendor: Vendor
     lib: Any
     token: Any
-    throwaway: SoftHSM2Token | None = None
+    throwaway: Throwaway | None = None
+    init_reserved: str | None = None  # C_Initialize pReserved the module is given
     _session: Any = field(default=None, repr=False)
+    _raw: raw.Module | None = field(default=None, repr=False)
 
     @property
     def user_pin(self) -> str:
@@ -55,6 +60,26 @@ class Target:
                     f"for the PIN in ${self.vendor.token.user_pin_env}; stopping without "
                     "retrying so the token is not locked") from None
         return self._session
+
+    def end_operations(self) -> None:
+        """Best effort to end any operation a failed test left active in the shared
+        session, so one failure does not turn the tests after it into
+        CKR_OPERATION_ACTIVE failures (a module keeps an operation active after
+        CKR_BUFFER_TOO_SMALL, v2.40 section 5.2). Calls go through the ctypes layer to the
+        module instance python-pkcs11 loaded: each Final with a large buffer, which ends
+        an active operation; every return value is ignored. (Init with a NULL mechanism,
+        v3.0's way to cancel, crashes NSS softokn 3.87 in C_DigestInit.)"""
+        if self._session is None:
+            return
+        if self._raw is None:
+            self._raw = raw.Module(self.vendor.module.path)
+        handle, buffer, length = self._session.handle, ctypes.create_string_buffer(16384), \
+            ctypes.c_ulong(16384)
+        for operation in ("Encrypt", "Decrypt", "Digest", "Sign"):
+            length.value = 16384
+            self._raw.call(f"C_{operation}Final", handle, buffer, ctypes.byref(length))
+        self._raw.call("C_VerifyFinal", handle, bytes(64), 64)
+        self._raw.call("C_FindObjectsFinal", handle)
 
     def info(self) -> dict[str, Any]:
         """C_GetInfo, C_GetTokenInfo and C_GetMechanismList (as spec names), as recorded
@@ -105,8 +130,11 @@ def open_target(vendor: Vendor) -> Target:
         except ProvisioningError as exc:
             raise TargetError(f"{vendor.source}: token.{exc}") from None
     try:
+        reserved = init_reserved(vendor, throwaway)
         try:
-            lib = pkcs11.lib(vendor.module.path)
+            lib = pkcs11.lib(initargs.loadable(vendor.module.path, reserved))
+        except BuildError as exc:
+            raise TargetError(f"{vendor.source}: module.init_reserved: {exc}") from None
         except PKCS11Error as exc:
             raise TargetError(f"{vendor.source}: module.path: cannot load "
                               f"{vendor.module.path!r} as a PKCS#11 module: {exc}") from None
@@ -115,7 +143,14 @@ def open_target(vendor: Vendor) -> Target:
         if throwaway is not None:
             throwaway.remove()
         raise
-    return Target(vendor, lib, token, throwaway)
+    return Target(vendor, lib, token, throwaway, reserved)
+
+
+def init_reserved(vendor: Vendor, throwaway: Throwaway | None) -> str | None:
+    """The C_Initialize pReserved string: the vendor file's, else the provisioner's."""
+    if vendor.module.init_reserved is not None:
+        return vendor.module.init_reserved
+    return throwaway.init_reserved if throwaway is not None else None
 
 
 def _find_token(vendor: Vendor, lib: Any) -> Any:

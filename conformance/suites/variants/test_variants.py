@@ -174,11 +174,12 @@ def pss_claimed(target, mechanism_name, key_bits, hash_name, mgf_hash, salt):
     return mgf_hash == hash_name and claimed(target, mechanism_name, **values)
 
 
-def sign_pss(target, keys, mechanism_name, hash_name, mgf_hash, salt):
-    """C_Sign with these PSS parameters: refused, or verified by cryptography with exactly
-    this hash, MGF1 hash and salt length."""
+def sign_pss(target, keys, own_session, mechanism_name, hash_name, mgf_hash, salt):
+    """C_Sign with these PSS parameters, on the test's own session: refused, or verified by
+    cryptography with exactly this hash, MGF1 hash and salt length."""
     key_bits = chosen(target, mechanism_name, "key_sizes", 2048)
     public, private = keys.rsa(key_bits)
+    private = keys.on(own_session, private)
     raw = PSS[mechanism_name] is None
     data = digest(hash_name, MESSAGE) if raw else MESSAGE
     what = (f"C_Sign({mechanism_name}, hashAlg {hash_name}, MGF1-{mgf_hash}, sLen {salt}) "
@@ -202,31 +203,33 @@ def sign_pss(target, keys, mechanism_name, hash_name, mgf_hash, salt):
 @pytest.mark.parametrize("digest_name", sorted(HASHES))
 @RSA_KEYS
 @pytest.mark.mechanism("CKM_RSA_PKCS_PSS")
-def test_sign_rsa_pss_any_hash_is_refused_or_right(target, keys, digest_name):
+def test_sign_rsa_pss_any_hash_is_refused_or_right(target, keys, own_session, digest_name):
     """PKCS#11 v2.40 curr, PKCS #1 RSA PSS (refuse or be right): CKM_RSA_PKCS_PSS with any
     hashAlg (MGF1 over the same hash, sLen = hLen) either is refused with an error or
     gives an RSASSA-PSS signature of the hash value that cryptography verifies."""
-    sign_pss(target, keys, "CKM_RSA_PKCS_PSS", digest_name, digest_name,
+    sign_pss(target, keys, own_session, "CKM_RSA_PKCS_PSS", digest_name, digest_name,
              hash_len(digest_name))
 
 
 @pytest.mark.parametrize("mgf_hash", sorted(HASHES), ids=ids("mgf1-"))
 @RSA_KEYS
 @pytest.mark.mechanisms(*PSS)
-def test_sign_rsa_pss_any_mgf1_hash_is_refused_or_right(target, keys, mechanism_name,
-                                                         mgf_hash):
+def test_sign_rsa_pss_any_mgf1_hash_is_refused_or_right(target, keys, own_session,
+                                                         mechanism_name, mgf_hash):
     """PKCS#11 v2.40 curr, PKCS #1 RSA PSS (refuse or be right): CK_RSA_PKCS_PSS_PARAMS
     names the MGF1 hash apart from hashAlg, and RFC 8017 allows them to differ; with any
     MGF1 hash the module either refuses or signs so that cryptography verifies with exactly
     that MGF1 hash (sLen = hLen)."""
     hash_name = pss_hash(target, mechanism_name)
-    sign_pss(target, keys, mechanism_name, hash_name, mgf_hash, hash_len(hash_name))
+    sign_pss(target, keys, own_session, mechanism_name, hash_name, mgf_hash,
+             hash_len(hash_name))
 
 
 @pytest.mark.parametrize("salt", PSS_SALTS)
 @RSA_KEYS
 @pytest.mark.mechanisms(*PSS)
-def test_sign_rsa_pss_salt_length_is_refused_or_right(target, keys, mechanism_name, salt):
+def test_sign_rsa_pss_salt_length_is_refused_or_right(target, keys, own_session,
+                                                      mechanism_name, salt):
     """PKCS#11 v2.40 curr, PKCS #1 RSA PSS (refuse or be right): RFC 8017 §9.1.1 allows any
     salt length from 0 to emLen - hLen - 2; with no salt, a salt of the hash length or the
     largest salt that fits, the module either refuses or signs so that cryptography
@@ -235,19 +238,20 @@ def test_sign_rsa_pss_salt_length_is_refused_or_right(target, keys, mechanism_na
     key_bits = chosen(target, mechanism_name, "key_sizes", 2048)
     length = {"zero": 0, "hash-length": hash_len(hash_name),
               "maximum": pss_max_salt(key_bits, hash_name)}[salt]
-    sign_pss(target, keys, mechanism_name, hash_name, hash_name, length)
+    sign_pss(target, keys, own_session, mechanism_name, hash_name, hash_name, length)
 
 
 @RSA_KEYS
 @pytest.mark.mechanisms(*PSS)
-def test_sign_rsa_pss_salt_beyond_maximum_is_refused(target, keys, mechanism_name):
+def test_sign_rsa_pss_salt_beyond_maximum_is_refused(target, keys, own_session,
+                                                     mechanism_name):
     """PKCS#11 v2.40 curr, PKCS #1 RSA PSS, with RFC 8017 §9.1.1 step 3: a salt one byte
     longer than emLen - hLen - 2 cannot be encoded ("encoding error"), so no correct
     signature exists and C_SignInit or C_Sign must return an error."""
     hash_name = pss_hash(target, mechanism_name)
     key_bits = chosen(target, mechanism_name, "key_sizes", 2048)
     salt = pss_max_salt(key_bits, hash_name) + 1
-    _, private = keys.rsa(key_bits)
+    private = keys.on(own_session, keys.rsa(key_bits)[1])
     data = digest(hash_name, MESSAGE) if PSS[mechanism_name] is None else MESSAGE
     must_be_refused(f"C_Sign({mechanism_name}, hashAlg {hash_name}, sLen {salt}) with a "
                     f"{key_bits}-bit key", f"the largest salt that fits is {salt - 1} bytes",
@@ -348,7 +352,7 @@ def test_generate_key_generic_secret_unclaimed_length_is_refused_or_right(target
 
 @pytest.mark.parametrize("curve_name", sorted(EC_CURVES))
 @pytest.mark.mechanism("CKM_EC_KEY_PAIR_GEN")
-def test_generate_key_pair_ec_unclaimed_curve_is_refused_or_right(target, session,
+def test_generate_key_pair_ec_unclaimed_curve_is_refused_or_right(target, own_session,
                                                                   curve_name):
     """PKCS#11 v2.40 curr, Elliptic curve key pair generation (refuse or be right): on a
     named curve outside the claim the module either refuses or makes a pair whose public
@@ -358,8 +362,8 @@ def test_generate_key_pair_ec_unclaimed_curve_is_refused_or_right(target, sessio
     what = f"C_GenerateKeyPair(CKM_EC_KEY_PAIR_GEN, {curve_name})"
 
     def generate():
-        domain = session.create_domain_parameters(KeyType.EC, {Attribute.EC_PARAMS: params},
-                                                  local=True)
+        domain = own_session.create_domain_parameters(
+            KeyType.EC, {Attribute.EC_PARAMS: params}, local=True)
         return domain.generate_keypair(store=False, capabilities=SIGNS)
 
     pair = attempt(what, claimed(target, "CKM_EC_KEY_PAIR_GEN", curves=curve_name), generate)

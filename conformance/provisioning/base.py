@@ -1,0 +1,117 @@
+"""What every throwaway token shares: a temp dir, random PINs, tools and daemons."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+from ..model import TokenSpec
+
+PR_SET_PDEATHSIG = 1
+
+
+class ProvisioningError(Exception):
+    """The throwaway token could not be made; the message says what was tried."""
+
+
+class Throwaway:
+    """Base of the provisioners: `create` before the module is loaded, `remove` after."""
+
+    kind = ""
+    # C_Initialize pReserved the module needs for this token (NSS: its database).
+    init_reserved: str | None = None
+
+    def __init__(self, token: TokenSpec) -> None:
+        self.token = token
+        self.directory: Path | None = None
+        self._daemons: list[subprocess.Popen[bytes]] = []
+
+    def create(self) -> None:
+        self.directory = Path(tempfile.mkdtemp(prefix=f"pkcs11-conformance-{self.kind}-"))
+        try:
+            self.build(self.directory)
+        except BaseException:
+            self.remove()
+            raise
+
+    def build(self, directory: Path) -> None:
+        raise NotImplementedError
+
+    def remove(self) -> None:
+        """Stop every daemon started (last first) and delete the temp dir; idempotent."""
+        while self._daemons:
+            process = self._daemons.pop()
+            with contextlib.suppress(ProcessLookupError):
+                process.terminate()
+            try:
+                process.wait(5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        if self.directory is not None:
+            shutil.rmtree(self.directory, ignore_errors=True)
+            self.directory = None
+
+    # -- helpers for the provisioners ----------------------------------------------------
+
+    def new_pins(self) -> tuple[str, str]:
+        """Random user and SO PINs, put into the environment variables the vendor file
+        names; the PINs reach the suite only from there."""
+        user_pin, so_pin = secrets.token_hex(4), secrets.token_hex(4)
+        os.environ[self.token.user_pin_env] = user_pin
+        if self.token.so_pin_env:
+            os.environ[self.token.so_pin_env] = so_pin
+        return user_pin, so_pin
+
+    def tool(self, name: str, package: str) -> str:
+        found = shutil.which(name)
+        if found is None:
+            raise ProvisioningError(f"provision: {self.kind}: {name} is not on PATH "
+                                    f"(install the {package} package)")
+        return found
+
+    def run(self, command: Sequence[str], what: str, stdin: str | None = None,
+            env: Mapping[str, str] | None = None) -> str:
+        """Run a set-up command; its command line may carry PINs, so a failure reports
+        the tool's own output only."""
+        done = subprocess.run(list(command), input=stdin, capture_output=True, text=True,
+                              check=False, env=None if env is None else {**os.environ, **env})
+        if done.returncode != 0:
+            raise ProvisioningError(
+                f"provision: {self.kind}: {what} failed (exit {done.returncode}): "
+                f"{(done.stderr.strip() or done.stdout.strip())[-2000:]}")
+        return done.stdout
+
+    def start(self, command: Sequence[str], what: str, ready: Callable[[], bool],
+              log: Path, env: Mapping[str, str] | None = None, wait: float = 20.0) -> None:
+        """Start a daemon in the foreground as our child, so it is stopped by PID; it is
+        sent SIGTERM by the kernel if this process dies first (PR_SET_PDEATHSIG). Waits
+        until `ready()` is true."""
+        with log.open("wb") as output:
+            process = subprocess.Popen(
+                list(command), stdin=subprocess.DEVNULL, stdout=output,
+                stderr=subprocess.STDOUT, preexec_fn=_die_with_parent, start_new_session=True,
+                env=None if env is None else {**os.environ, **env})
+        self._daemons.append(process)
+        deadline = time.monotonic() + wait
+        while not ready():
+            if process.poll() is not None or time.monotonic() > deadline:
+                state = (f"exited with {process.returncode}" if process.poll() is not None
+                         else f"not ready after {wait:g} s")
+                raise ProvisioningError(
+                    f"provision: {self.kind}: {what} {state}: "
+                    f"{log.read_text(errors='replace').strip()[-2000:]}")
+            time.sleep(0.05)
+
+
+def _die_with_parent() -> None:
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
