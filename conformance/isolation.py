@@ -125,10 +125,9 @@ def raw_module(target: Target) -> Iterator[RawModule]:
     parent, child = context.Pipe()
     token = target.vendor.token
     so_pin_env = token.so_pin_env if token.provision is not None else None
-    process = context.Process(target=_serve, args=(child, target.vendor.module.path,
-                                                   target.init_reserved, token.label,
-                                                   token.user_pin_env, so_pin_env, token.uri and token.uri.text),
-                              daemon=True)
+    arguments = (child, target.vendor.module.path, target.init_reserved, token.label,
+                 token.user_pin_env, so_pin_env, token.uri and token.uri.text)
+    process = context.Process(target=_serve, args=arguments, daemon=True)
     process.start()
     child.close()
     try:
