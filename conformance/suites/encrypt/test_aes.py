@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pkcs11 import Attribute, GCMParams, KeyType, ObjectClass
 from pkcs11.exceptions import PKCS11Error
 
+from conformance.interop import Keys
 from conformance.names import mechanism
 from conformance.suite import returned
 from conformance.suites.encrypt.encryption import module_decrypt, module_encrypt, refuses
@@ -74,7 +75,8 @@ def aes_key(session):
                 made[bits] = session.create_object({
                     Attribute.CLASS: ObjectClass.SECRET_KEY, Attribute.KEY_TYPE: KeyType.AES,
                     Attribute.VALUE: key_value(bits), Attribute.TOKEN: False,
-                    Attribute.ENCRYPT: True, Attribute.DECRYPT: True})
+                    Attribute.ENCRYPT: True, Attribute.DECRYPT: True,
+                    Attribute.ID: f"conformance-aes-{bits}".encode()})
             except PKCS11Error as exc:
                 pytest.fail(f"C_CreateObject of a {bits}-bit AES key with CKA_VALUE must "
                             f"succeed: {returned(exc)}")
@@ -135,14 +137,16 @@ def check_decrypt(aes_key, key_bits, mechanism_name, data):
         f"must return the {len(data)}-byte plaintext: got {len(got)} bytes {got[:32].hex()}...")
 
 
-def check_multi_part(aes_key, key_bits, mechanism_name, parts):
+def check_multi_part(aes_key, own_session, key_bits, mechanism_name, parts):
+    """On the test's own session: a module that keeps a multi-part operation after an
+    error (or CKR_BUFFER_TOO_SMALL from C_EncryptUpdate) must not disturb later tests."""
     data = PLAINTEXT[:sum(parts)]
     chunks, offset = [], 0
     for part in parts:
         chunks.append(data[offset:offset + part])
         offset += part
     _, param, _ = mode_of(mechanism_name)
-    key = aes_key(key_bits)
+    key = Keys.on(own_session, aes_key(key_bits))
     expected = reference_encrypt(mechanism_name, key_value(key_bits), data)
     what = f"{mechanism_name} in parts of {', '.join(map(str, parts))} bytes"
     try:
@@ -217,21 +221,22 @@ def test_aes_decrypt_any_length_recovers_cryptography_plaintext(aes_key, mechani
 @ALL_MODES
 @IMPORTS
 @MULTI_PART
-def test_aes_multi_part_matches_cryptography(aes_key, mechanism_name, key_bits):
+def test_aes_multi_part_matches_cryptography(aes_key, own_session, mechanism_name, key_bits):
     """PKCS#11 v2.40 base §5.8.3 C_EncryptUpdate, §5.9.3 C_DecryptUpdate: a multi-part
     operation fed block-aligned parts of unequal length gives the single-part result
     (cryptography's ciphertext), and decrypts it back."""
-    check_multi_part(aes_key, key_bits, mechanism_name, BLOCK_PARTS)
+    check_multi_part(aes_key, own_session, key_bits, mechanism_name, BLOCK_PARTS)
 
 
 @ANY_LENGTH_MODES
 @IMPORTS
 @MULTI_PART
-def test_aes_multi_part_uneven_parts_match_cryptography(aes_key, mechanism_name, key_bits):
+def test_aes_multi_part_uneven_parts_match_cryptography(aes_key, own_session, mechanism_name,
+                                                        key_bits):
     """PKCS#11 v2.40 base §5.8.3 C_EncryptUpdate, §5.9.3 C_DecryptUpdate: with CBC-PAD and
     CTR, parts that are not block-aligned are buffered, and the result equals cryptography's
     ciphertext; decryption in uneven parts returns the plaintext."""
-    check_multi_part(aes_key, key_bits, mechanism_name, UNEVEN_PARTS)
+    check_multi_part(aes_key, own_session, key_bits, mechanism_name, UNEVEN_PARTS)
 
 
 @pytest.mark.parametrize("counter", sorted(COUNTER_BLOCKS))
