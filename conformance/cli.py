@@ -14,7 +14,8 @@ from typing import NoReturn
 
 from pkcs11 import Attribute
 
-from . import __version__, onboarding, results
+from . import __version__, onboarding, provisioning, results
+from .comparison import write_matrix
 from .loading import REFERENCE_VENDOR, ConfigError, load_vendor, profiles_in_effect
 from .plugin import SUITES_DIR
 from .report import ReportError, write_diff, write_reports, write_vendor_report
@@ -95,10 +96,24 @@ def _split(argv: list[str]) -> tuple[list[str], list[str]]:
 def _run(args: argparse.Namespace, pytest_args: list[str]) -> int:
     vendor_files = [Path(v) for v in args.vendors] or [REFERENCE_VENDOR]
     checked = []
+    not_run: dict[str, str] = {}  # with several vendors: a module missing here is not run
     for path in vendor_files:  # every file is checked before anything runs
-        vendor = load_vendor(path, args.module)
+        try:
+            vendor = load_vendor(path, args.module)
+        except ConfigError as exc:
+            if len(vendor_files) == 1 or exc.key not in ("module.path", "--module"):
+                raise
+            not_run[path.stem] = str(exc)
+            continue
         profiles_in_effect(vendor, args.profile)
+        missing = vendor.token.provision and provisioning.KINDS[vendor.token.provision].missing()
+        if missing and len(vendor_files) > 1:
+            not_run[vendor.id] = f"{path}: token.{missing}"
+            continue
         checked.append((path, vendor))
+    for vendor_id, reason in not_run.items():
+        print(f"pkcs11-conformance: {vendor_id}: not run: {reason}", file=sys.stderr)
+    documents = []
     worst = 0
     verdicts: dict[str, list[str]] = {}  # vendor id -> verdict lines, printed at the end
     for path, vendor in checked:
@@ -129,16 +144,21 @@ def _run(args: argparse.Namespace, pytest_args: list[str]) -> int:
             worst = max(worst, USAGE_ERROR if code in (2, 4) else code or USAGE_ERROR)
             continue
         document = results.load(results_file)
+        documents.append(document)
         for written in write_vendor_report(document, out):
             print(f"pkcs11-conformance: wrote {written}")
         worst = max(worst, _outcome(document))
         verdicts[vendor.id] = results.verdict_lines(document["verdicts"])
+    if len(vendor_files) > 1 and documents:
+        for written in write_matrix(documents, args.output, args.profile[0] if args.profile
+                                    and len(args.profile) == 1 else None, None, not_run):
+            print(f"pkcs11-conformance: wrote {written}")
     for _, vendor in checked:
         if vendor.id in verdicts:
             print(f"\n{vendor.id} ({vendor.title}):")
             for line in verdicts[vendor.id] or ["no profiles declared"]:
                 print(f"  {line}")
-    return worst
+    return max(worst, 1) if not_run else worst
 
 
 def _outcome(document: dict[str, object]) -> int:

@@ -154,7 +154,8 @@ def _version_banner(versions: dict[str, str] | None) -> str:
 
 
 def render_matrix_html(documents: Sequence[Document], profile: str | None = None,
-                       versions: dict[str, str] | None = None) -> str:
+                       versions: dict[str, str] | None = None,
+                       not_run: dict[str, str] | None = None) -> str:
     docs = _documents(documents)
     suite = sorted({d["run_info"]["suite"]["version"] for d in docs.values()})
     body: list[str] = []
@@ -179,6 +180,10 @@ def render_matrix_html(documents: Sequence[Document], profile: str | None = None
             Cell(badges)])
     body.append(html_table(["vendor", "module", "token", "run", "profile verdicts"],
                            vendor_rows))
+    if not_run:
+        body.append('<h2 id="not-run">Not run</h2>')
+        body.append(html_table(["vendor", "reason"], [
+            [text_cell(vendor), text_cell(reason)] for vendor, reason in not_run.items()]))
     body.append('<div class="legend">' + "".join(
         f'<span class="c c-{kind}" title="{esc(tip)}">{esc(text)}</span>'
         for kind, text, tip in LEGEND) + "</div>")
@@ -240,7 +245,8 @@ class _MarkdownPlan:
 
 
 def _matrix_markdown(docs: dict[str, Document], profile: str | None,
-                     versions: dict[str, str] | None, plan: _MarkdownPlan) -> str:
+                     versions: dict[str, str] | None, plan: _MarkdownPlan,
+                     not_run: dict[str, str]) -> str:
     suite = sorted({d["run_info"]["suite"]["version"] for d in docs.values()})
     lines = ["# PKCS#11 interoperability matrix" + (f": {profile}" if profile else ""), ""]
     if versions:
@@ -253,6 +259,10 @@ def _matrix_markdown(docs: dict[str, Document], profile: str | None,
                  f"{d['run_info']['module']['library_version']}"),
          md_cell(f"suite {d['run_info']['suite']['version']}, {d['run_info']['start']}")]
         for v, d in docs.items()])
+    if not_run:
+        lines += ["", "## Not run", ""]
+        lines += md_table(["vendor", "reason"], [[md_cell(v), md_cell(r)]
+                                                 for v, r in not_run.items()])
 
     sections = _sections(docs, profile)
     profiles = [(pid, c) for _, _, pid, c in sections if pid is not None]
@@ -299,25 +309,28 @@ def _matrix_markdown(docs: dict[str, Document], profile: str | None,
 
 
 def render_matrix_markdown(documents: Sequence[Document], profile: str | None = None,
-                           versions: dict[str, str] | None = None) -> str:
+                           versions: dict[str, str] | None = None,
+                           not_run: dict[str, str] | None = None) -> str:
     """The largest rendering that fits a job summary: with links, without, only the rows
     that differ, only the areas."""
     docs = _documents(documents)
     text = ""
     for plan in (_MarkdownPlan(True, "all"), _MarkdownPlan(False, "all"),
                  _MarkdownPlan(False, "differing"), _MarkdownPlan(False, "none")):
-        text = _matrix_markdown(docs, profile, versions, plan)
+        text = _matrix_markdown(docs, profile, versions, plan, not_run or {})
         if len(text.encode()) <= MARKDOWN_BUDGET:
             break
     return text
 
 
 def write_matrix(documents: Sequence[Document], output: Path, profile: str | None = None,
-                 versions: dict[str, str] | None = None) -> list[Path]:
+                 versions: dict[str, str] | None = None,
+                 not_run: dict[str, str] | None = None) -> list[Path]:
+    """The matrix over `documents`; `not_run` lists vendors that did not run, with why."""
     output.mkdir(parents=True, exist_ok=True)
     written = [output / "matrix.md", output / "matrix.html"]
-    written[0].write_text(render_matrix_markdown(documents, profile, versions))
-    written[1].write_text(render_matrix_html(documents, profile, versions))
+    written[0].write_text(render_matrix_markdown(documents, profile, versions, not_run))
+    written[1].write_text(render_matrix_html(documents, profile, versions, not_run))
     return written
 
 

@@ -27,6 +27,7 @@ class Throwaway:
     """Base of the provisioners: `create` before the module is loaded, `remove` after."""
 
     kind = ""
+    tools: tuple[tuple[str, str], ...] = ()  # (program, Debian package) the set-up runs
     # C_Initialize pReserved the module needs for this token (NSS: its database).
     init_reserved: str | None = None
 
@@ -45,6 +46,15 @@ class Throwaway:
 
     def build(self, directory: Path) -> None:
         raise NotImplementedError
+
+    @classmethod
+    def missing(cls) -> str | None:
+        """Why this provisioner cannot run on this machine (a tool not installed), or None."""
+        absent = [(name, package) for name, package in cls.tools if shutil.which(name) is None]
+        if not absent:
+            return None
+        return (f"provision: {cls.kind}: " + ", ".join(n for n, _ in absent) + " not on PATH "
+                f"(install {', '.join(sorted({p for _, p in absent}))})")
 
     def remove(self) -> None:
         """Stop every daemon started (last first) and delete the temp dir; idempotent."""

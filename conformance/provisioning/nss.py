@@ -13,6 +13,7 @@ from .base import Throwaway
 
 class NSSDatabase(Throwaway):
     kind = "nss"
+    tools = (("certutil", "libnss3-tools"),)
 
     def build(self, directory: Path) -> None:
         certutil = self.tool("certutil", "libnss3-tools")

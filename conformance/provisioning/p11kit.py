@@ -17,6 +17,7 @@ class P11KitServer(SoftHSM2Token):
     p11-kit server this process starts and stops."""
 
     kind = "p11-kit-server"
+    tools = (("softhsm2-util", "softhsm2"), ("p11-kit", "p11-kit"))
 
     def build(self, directory: Path) -> None:
         server = self.tool("p11-kit", "p11-kit")

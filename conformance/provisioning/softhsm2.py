@@ -13,6 +13,7 @@ class SoftHSM2Token(Throwaway):
     the module is loaded in this process (and before any daemon that loads it)."""
 
     kind = "softhsm2"
+    tools: tuple[tuple[str, str], ...] = (("softhsm2-util", "softhsm2"),)
 
     def build(self, directory: Path) -> None:
         tool = self.tool("softhsm2-util", "softhsm2")

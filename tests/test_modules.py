@@ -1,0 +1,72 @@
+"""The other real modules: NSS softokn (C_Initialize arguments through the forwarder) and
+SoftHSM2 behind a p11-kit server (a daemon started and stopped by the run), and a
+multi-vendor run that reports a module missing on this machine as not run."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import REPO
+
+from conformance.loading import ConfigError, load_vendor
+
+CLI = [sys.executable, "-m", "conformance.cli"]
+NSS = REPO / "vendors" / "nss.yaml"
+P11KIT = REPO / "vendors" / "softhsm2-p11-kit.yaml"
+
+
+def run(tmp_path: Path, *vendors: Path, select: str = "module or random or sessions"):
+    return subprocess.run([*CLI, "run", *map(str, vendors), "--output", str(tmp_path),
+                           "-k", select, "-q"], capture_output=True, text=True, cwd=tmp_path,
+                          timeout=600)
+
+
+def cases(results: Path) -> dict[str, str]:
+    return {c["id"]: c["status"] for c in json.loads(results.read_text())["cases"]}
+
+
+def test_nss_runs_with_its_database_given_in_preserved(tmp_path):
+    """NSS answers CKR_ARGUMENTS_BAD without pReserved: that the module, session and
+    random checks pass shows the forwarder and the raw layer both passed it."""
+    done = run(tmp_path, NSS)
+    statuses = cases(tmp_path / "nss" / "results.json")
+    assert done.returncode in (0, 1), done.stderr
+    assert sum(s == "PASS" for s in statuses.values()) >= 20, statuses
+    assert not [i for i, s in statuses.items() if s in ("ERROR", "FAIL")], statuses
+
+
+def test_p11_kit_server_is_stopped_after_the_run(tmp_path):
+    done = run(tmp_path, P11KIT, select="random")
+    assert done.returncode in (0, 1), done.stderr
+    assert "PASS" in cases(tmp_path / "softhsm2-p11-kit" / "results.json").values()
+    left = subprocess.run(["pgrep", "-f", "pkcs11-conformance-p11-kit-server"],
+                          capture_output=True, text=True)
+    assert left.stdout == "", f"p11-kit server still running: {left.stdout}"
+
+
+def test_missing_module_is_reported_as_not_run(tmp_path):
+    missing = tmp_path / "gone.yaml"
+    missing.write_text(NSS.read_text().replace(
+        "/usr/lib/x86_64-linux-gnu/libsoftokn3.so", "/nonexistent/libsoftokn3.so")
+        .replace("vendor: nss", "vendor: gone"))
+    done = run(tmp_path, REPO / "vendors" / "softhsm2.yaml", missing, select="random")
+    assert done.returncode == 1, done.stderr
+    assert "gone: not run:" in done.stderr and "does not exist" in done.stderr
+    matrix = (tmp_path / "matrix.md").read_text()
+    assert "## Not run" in matrix and "/nonexistent/libsoftokn3.so" in matrix
+
+
+def test_init_reserved_is_read_with_environment_references(tmp_path, monkeypatch):
+    vendor = tmp_path / "nss.yaml"
+    text = NSS.read_text().replace("  provision: nss\n", "").replace(
+        "module:\n", "module:\n  init_reserved: \"configdir='sql:${NSSDB}'\"\n", 1)
+    vendor.write_text(text)
+    monkeypatch.setenv("NSSDB", "/somewhere")
+    assert load_vendor(vendor).module.init_reserved == "configdir='sql:/somewhere'"
+    monkeypatch.delenv("NSSDB")
+    with pytest.raises(ConfigError, match="module.init_reserved: environment variable NSSDB"):
+        load_vendor(vendor)
