@@ -62,8 +62,8 @@ class Target:
         return self._session
 
     def end_operations(self) -> None:
-        """Best effort to end any operation a failed test left active in the shared
-        session, so one failure does not turn the tests after it into
+        """Best effort, after every test, to end any operation it left active in the shared
+        session, so one module error does not turn the tests after it into
         CKR_OPERATION_ACTIVE failures (a module keeps an operation active after
         CKR_BUFFER_TOO_SMALL, v2.40 section 5.2). Calls go through the ctypes layer to the
         module instance python-pkcs11 loaded: each Final with a large buffer, which ends

@@ -11,7 +11,7 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ..model import TokenSpec
@@ -82,19 +82,18 @@ class Throwaway:
             os.environ[self.token.so_pin_env] = so_pin
         return user_pin, so_pin
 
-    def tool(self, name: str, package: str) -> str:
+    def tool(self, name: str) -> str:
+        """The path of `name`, one of this provisioner's `tools`."""
         found = shutil.which(name)
         if found is None:
-            raise ProvisioningError(f"provision: {self.kind}: {name} is not on PATH "
-                                    f"(install the {package} package)")
+            raise ProvisioningError(self.missing() or f"provision: {self.kind}: {name} is not "
+                                    "on PATH")
         return found
 
-    def run(self, command: Sequence[str], what: str, stdin: str | None = None,
-            env: Mapping[str, str] | None = None) -> str:
+    def run(self, command: Sequence[str], what: str) -> str:
         """Run a set-up command; its command line may carry PINs, so a failure reports
         the tool's own output only."""
-        done = subprocess.run(list(command), input=stdin, capture_output=True, text=True,
-                              check=False, env=None if env is None else {**os.environ, **env})
+        done = subprocess.run(list(command), capture_output=True, text=True, check=False)
         if done.returncode != 0:
             raise ProvisioningError(
                 f"provision: {self.kind}: {what} failed (exit {done.returncode}): "
@@ -102,15 +101,14 @@ class Throwaway:
         return done.stdout
 
     def start(self, command: Sequence[str], what: str, ready: Callable[[], bool],
-              log: Path, env: Mapping[str, str] | None = None, wait: float = 20.0) -> None:
+              log: Path, wait: float = 20.0) -> None:
         """Start a daemon in the foreground as our child, so it is stopped by PID; it is
         sent SIGTERM by the kernel if this process dies first (PR_SET_PDEATHSIG). Waits
         until `ready()` is true."""
         with log.open("wb") as output:
             process = subprocess.Popen(
                 list(command), stdin=subprocess.DEVNULL, stdout=output,
-                stderr=subprocess.STDOUT, preexec_fn=_die_with_parent, start_new_session=True,
-                env=None if env is None else {**os.environ, **env})
+                stderr=subprocess.STDOUT, preexec_fn=_die_with_parent, start_new_session=True)
         self._daemons.append(process)
         deadline = time.monotonic() + wait
         while not ready():

@@ -16,7 +16,7 @@ class NSSDatabase(Throwaway):
     tools = (("certutil", "libnss3-tools"),)
 
     def build(self, directory: Path) -> None:
-        certutil = self.tool("certutil", "libnss3-tools")
+        certutil = self.tool("certutil")
         database = directory / "nssdb"
         database.mkdir()
         user_pin, _ = self.new_pins()

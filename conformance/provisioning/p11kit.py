@@ -20,7 +20,7 @@ class P11KitServer(SoftHSM2Token):
     tools = (("softhsm2-util", "softhsm2"), ("p11-kit", "p11-kit"))
 
     def build(self, directory: Path) -> None:
-        server = self.tool("p11-kit", "p11-kit")
+        server = self.tool("p11-kit")
         super().build(directory)
         socket = directory / "p11-kit.socket"
         self.start([server, "server", "--foreground", "--provider", PROVIDER,

@@ -16,7 +16,7 @@ class SoftHSM2Token(Throwaway):
     tools: tuple[tuple[str, str], ...] = (("softhsm2-util", "softhsm2"),)
 
     def build(self, directory: Path) -> None:
-        tool = self.tool("softhsm2-util", "softhsm2")
+        tool = self.tool("softhsm2-util")
         tokens = directory / "tokens"
         tokens.mkdir()
         conf = directory / "softhsm2.conf"
