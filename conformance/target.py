@@ -123,7 +123,7 @@ class Target:
 def open_target(vendor: Vendor) -> Target:
     """Provision the token if the vendor file says it is a throwaway, load the module,
     find the token by label or URI."""
-    throwaway = provisioner(vendor.token)
+    throwaway = provisioner(vendor)
     if throwaway is not None:
         try:
             throwaway.create()

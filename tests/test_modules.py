@@ -1,6 +1,7 @@
-"""The other real modules: NSS softokn (C_Initialize arguments through the forwarder) and
-SoftHSM2 behind a p11-kit server (a daemon started and stopped by the run), and a
-multi-vendor run that reports a module missing on this machine as not run."""
+"""The other real modules: NSS softokn (C_Initialize arguments through the forwarder),
+SoftHSM2 behind a p11-kit server (a daemon started and stopped by the run), openCryptoki
+(a daemon and fixed paths inside private namespaces), and a multi-vendor run that reports
+a module missing on this machine as not run."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from conformance.loading import ConfigError, load_vendor
 CLI = [sys.executable, "-m", "conformance.cli"]
 NSS = REPO / "vendors" / "nss.yaml"
 P11KIT = REPO / "vendors" / "softhsm2-p11-kit.yaml"
+OPENCRYPTOKI = REPO / "vendors" / "opencryptoki.yaml"
 
 
 def run(tmp_path: Path, *vendors: Path, select: str = "module or random or sessions"):
@@ -46,6 +48,26 @@ def test_p11_kit_server_is_stopped_after_the_run(tmp_path):
     left = subprocess.run(["pgrep", "-f", "pkcs11-conformance-p11-kit-server"],
                           capture_output=True, text=True)
     assert left.stdout == "", f"p11-kit server still running: {left.stdout}"
+
+
+def _opencryptoki_state() -> dict[str, object]:
+    paths = [Path("/etc/opencryptoki"), Path("/var/lib/opencryptoki"), Path("/run/lock/opencryptoki")]
+    return {str(p): sorted((str(f), f.stat().st_mtime_ns) for f in p.rglob("*")) if p.exists()
+            else None for p in paths + [Path("/run/pkcsslotd.socket")]}
+
+
+def test_opencryptoki_runs_in_private_namespaces_and_leaves_the_machine_as_it_was(tmp_path):
+    """Workers share the one token the run made (their PASSes need its login), and the
+    machine's own openCryptoki paths and socket are untouched, with no daemon left."""
+    before = _opencryptoki_state()
+    done = run(tmp_path, OPENCRYPTOKI, select="random or sessions")
+    statuses = cases(tmp_path / "opencryptoki" / "results.json")
+    assert done.returncode in (0, 1), done.stderr
+    assert sum(s == "PASS" for s in statuses.values()) >= 10, statuses
+    assert not [i for i, s in statuses.items() if s in ("ERROR", "CRASH")], statuses
+    assert _opencryptoki_state() == before
+    left = subprocess.run(["pgrep", "-x", "pkcsslotd"], capture_output=True, text=True)
+    assert left.stdout == "", f"pkcsslotd still running: {left.stdout}"
 
 
 def test_missing_module_is_reported_as_not_run(tmp_path):

@@ -13,9 +13,10 @@ environment variables the vendor file names, and may give C_Initialize arguments
 
 from __future__ import annotations
 
-from ..model import TokenSpec
+from ..model import Vendor
 from .base import ProvisioningError, Throwaway
 from .nss import NSSDatabase
+from .opencryptoki import OpenCryptokiSwToken
 from .p11kit import P11KitServer
 from .softhsm2 import SoftHSM2Token
 
@@ -25,9 +26,11 @@ KINDS: dict[str, type[Throwaway]] = {
     "softhsm2": SoftHSM2Token,
     "nss": NSSDatabase,
     "p11-kit-server": P11KitServer,
+    "opencryptoki": OpenCryptokiSwToken,
 }
 
 
-def provisioner(token: TokenSpec) -> Throwaway | None:
+def provisioner(vendor: Vendor) -> Throwaway | None:
     """The throwaway-token maker the vendor file asks for, or None to use the token as is."""
-    return KINDS[token.provision](token) if token.provision else None
+    kind = vendor.token.provision
+    return KINDS[kind](vendor.token, vendor.module.path) if kind else None

@@ -31,8 +31,9 @@ class Throwaway:
     # C_Initialize pReserved the module needs for this token (NSS: its database).
     init_reserved: str | None = None
 
-    def __init__(self, token: TokenSpec) -> None:
+    def __init__(self, token: TokenSpec, module_path: str) -> None:
         self.token = token
+        self.module_path = module_path  # the module the token is made for
         self.directory: Path | None = None
         self._daemons: list[subprocess.Popen[bytes]] = []
 
