@@ -67,7 +67,8 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("results", nargs="+", type=Path, metavar="RESULTS.json")
     report.add_argument("-o", "--output", metavar="DIR", default="reports", type=Path)
     report.add_argument("--profile", metavar="ID",
-                        help="matrix rows: only the cases this profile requires")
+                        help="only this profile: its verdict alone in the per-vendor "
+                        "reports, and matrix rows only for the cases it requires")
     report.add_argument("--allow-mixed-versions", action="store_true",
                         help="compare runs of different suite versions (with a warning)")
     report.add_argument("--diff", action="store_true",

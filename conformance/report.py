@@ -436,7 +436,7 @@ def write_reports(paths: Sequence[Path], output: Path, profile: str | None = Non
         raise ReportError("results of different suite versions are not compared side by side: "
                           + ", ".join(f"{p} ({v})" for p, v in versions.items())
                           + "; rerun with one version, or pass --allow-mixed-versions")
-    if profile is not None and len(loaded) > 1:
+    if profile is not None:
         judged = {p["id"] for _, d in loaded for p in d["run_info"]["profiles"]}
         if profile not in judged:
             raise ReportError(f"--profile {profile}: no results file was judged against it "
@@ -444,11 +444,24 @@ def write_reports(paths: Sequence[Path], output: Path, profile: str | None = Non
     written = []
     for _, document in loaded:
         vendor = document["run_info"]["vendor"]["id"]
-        written += write_vendor_report(document, output / vendor)
+        shown = document if profile is None else _only_profile(document, profile)
+        written += write_vendor_report(shown, output / vendor)
     if len(loaded) > 1:
         written += write_matrix([d for _, d in loaded], output, profile,
                                 versions if mixed else None)
     return written
+
+
+def _only_profile(document: Document, profile: str) -> Document:
+    """The document as the per-vendor report shows it with --profile: that profile's
+    verdict alone, and a case counts as required only when that profile requires it."""
+    run_info = {**document["run_info"],
+                "profiles": [p for p in document["run_info"]["profiles"] if p["id"] == profile]}
+    cases = [{**c, "required_by": [p for p in c["required_by"] if p == profile],
+              "requirement": "required" if profile in c["required_by"] else "optional"}
+             for c in document["cases"]]
+    return {**document, "run_info": run_info, "cases": cases,
+            "verdicts": [v for v in document["verdicts"] if v["profile"] == profile]}
 
 
 def write_diff(old: Path, new: Path, output: Path) -> list[Path]:

@@ -51,7 +51,8 @@ def test_p11_kit_server_is_stopped_after_the_run(tmp_path):
 
 
 def _opencryptoki_state() -> dict[str, object]:
-    paths = [Path("/etc/opencryptoki"), Path("/var/lib/opencryptoki"), Path("/run/lock/opencryptoki")]
+    paths = [Path("/etc/opencryptoki"), Path("/var/lib/opencryptoki"),
+             Path("/run/lock/opencryptoki")]
     return {str(p): sorted((str(f), f.stat().st_mtime_ns) for f in p.rglob("*")) if p.exists()
             else None for p in paths + [Path("/run/pkcsslotd.socket")]}
 

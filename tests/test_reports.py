@@ -162,6 +162,21 @@ def test_report_profile_option_filters_the_matrix(reference, acme, tmp_path):
     assert done.returncode == 2 and "no-such-profile" in done.stderr
 
 
+def test_report_profile_option_with_one_results_file_shows_that_verdict_alone(reference,
+                                                                             tmp_path):
+    done = subprocess.run([*CLI, "report", str(REFERENCE), "-o", str(tmp_path),
+                           "--profile", "ca-root-key"], capture_output=True, text=True,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    markdown = (tmp_path / "softhsm2" / "report.md").read_text()
+    verdicts = markdown.split("## ", 2)[1]  # the first section: the verdicts
+    assert "ca-root-key" in markdown and "baseline-provider" not in verdicts
+    done = subprocess.run([*CLI, "report", str(REFERENCE), "-o", str(tmp_path),
+                           "--profile", "no-such-profile"], capture_output=True, text=True,
+                          check=False)
+    assert done.returncode == 2 and "no-such-profile" in done.stderr
+
+
 def test_mixed_suite_versions_are_refused_unless_allowed(reference, tmp_path):
     newer = variant(reference, "other-hsm")
     newer["run_info"]["suite"]["version"] = "9.9.9"

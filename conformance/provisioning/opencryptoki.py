@@ -68,7 +68,8 @@ class OpenCryptokiSwToken(Throwaway):
                    directory / "pkcsslotd.log")
         user_pin, so_pin = self.new_pins()
         # In a child, so this process loads the module only once, for the tests.
-        done = subprocess.run([sys.executable, "-c", INITIALIZE, self.module_path, self.token.label],
+        done = subprocess.run([sys.executable, "-c", INITIALIZE, self.module_path,
+                               self.token.label],
                               env={**os.environ, "OCK_SO": so_pin, "OCK_USER": user_pin},
                               capture_output=True, text=True, check=False)
         if done.returncode != 0:
