@@ -71,6 +71,41 @@ def test_opencryptoki_runs_in_private_namespaces_and_leaves_the_machine_as_it_wa
     assert left.stdout == "", f"pkcsslotd still running: {left.stdout}"
 
 
+TPM2_MODULE = "/usr/lib/x86_64-linux-gnu/pkcs11/libtpm2_pkcs11.so"
+# In a child process: provision, log in through the ctypes layer, stop the daemons.
+TPM2_PROBE = f"""
+import os, subprocess
+from conformance import raw
+from conformance.model import TokenSpec
+from conformance.provisioning.tpm2 import Tpm2Token
+token = Tpm2Token(TokenSpec("conformance", "PKCS11_USER_PIN", "PKCS11_SO_PIN", "tpm2"),
+                  "{TPM2_MODULE}")
+token.create()
+try:
+    module = raw.Module("{TPM2_MODULE}")
+    module.initialize()
+    slot = module.find_slot("conformance")
+    session = module.open_session(slot)
+    module.login(session, raw.CKU_USER, os.environ["PKCS11_USER_PIN"].encode())
+    print(len(module.generate_random(session, 32)))
+    module.finalize()
+    pids = [str(p.pid) for p in token._daemons]
+finally:
+    token.remove()
+print(subprocess.run(["ps", "-o", "pid=", "-p", ",".join(pids)], capture_output=True,
+                     text=True).stdout.strip() or "stopped")
+"""
+
+
+def test_tpm2_token_is_provisioned_on_swtpm_and_its_daemons_stopped():
+    """The tpm2 provisioner (swtpm, a private D-Bus daemon, tpm2-abrmd, tpm2_ptool): the
+    token it makes takes the run's user PIN, and all three daemons are gone afterwards."""
+    done = subprocess.run([sys.executable, "-c", TPM2_PROBE], capture_output=True, text=True,
+                          cwd=REPO, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["32", "stopped"], done.stdout + done.stderr
+
+
 def test_missing_module_is_reported_as_not_run(tmp_path):
     missing = tmp_path / "gone.yaml"
     missing.write_text(NSS.read_text().replace(

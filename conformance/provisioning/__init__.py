@@ -19,6 +19,7 @@ from .nss import NSSDatabase
 from .opencryptoki import OpenCryptokiSwToken
 from .p11kit import P11KitServer
 from .softhsm2 import SoftHSM2Token
+from .tpm2 import Tpm2Token
 
 __all__ = ["KINDS", "ProvisioningError", "Throwaway", "provisioner"]
 
@@ -27,6 +28,7 @@ KINDS: dict[str, type[Throwaway]] = {
     "nss": NSSDatabase,
     "p11-kit-server": P11KitServer,
     "opencryptoki": OpenCryptokiSwToken,
+    "tpm2": Tpm2Token,
 }
 
 

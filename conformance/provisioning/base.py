@@ -31,19 +31,37 @@ class Throwaway:
     # C_Initialize pReserved the module needs for this token (NSS: its database).
     init_reserved: str | None = None
 
+    # One token for the whole run: made by the first process (the pytest controller), and
+    # used as it is by the processes it starts (xdist workers, isolated children), which
+    # inherit the environment that leads to it. For tokens behind a daemon, where a token
+    # per process would cost a daemon set per process.
+    shared = False
+    kill_daemons = False
+
     def __init__(self, token: TokenSpec, module_path: str) -> None:
         self.token = token
         self.module_path = module_path  # the module the token is made for
         self.directory: Path | None = None
         self._daemons: list[subprocess.Popen[bytes]] = []
 
+    @property
+    def _shared_env(self) -> str:
+        return "PKCS11_CONFORMANCE_TOKEN_" + self.kind.upper().replace("-", "_")
+
     def create(self) -> None:
+        if self.shared and os.environ.get(self._shared_env):
+            return  # a process of the run that made the token: use it, leave it
+        absent = self.missing()
+        if absent is not None:
+            raise ProvisioningError(absent)
         self.directory = Path(tempfile.mkdtemp(prefix=f"pkcs11-conformance-{self.kind}-"))
         try:
             self.build(self.directory)
         except BaseException:
             self.remove()
             raise
+        if self.shared:
+            os.environ[self._shared_env] = str(self.directory)
 
     def build(self, directory: Path) -> None:
         raise NotImplementedError
@@ -58,11 +76,17 @@ class Throwaway:
                 f"(install {', '.join(sorted({p for _, p in absent}))})")
 
     def remove(self) -> None:
-        """Stop every daemon started (last first) and delete the temp dir; idempotent."""
+        """Stop every daemon started (last first) and delete the temp dir; idempotent.
+        Daemons that ignore SIGTERM while clients are attached (`kill_daemons`) are killed."""
+        if self.shared and self.directory is not None:
+            os.environ.pop(self._shared_env, None)
         while self._daemons:
             process = self._daemons.pop()
             with contextlib.suppress(ProcessLookupError):
-                process.terminate()
+                if self.kill_daemons:
+                    process.kill()
+                else:
+                    process.terminate()
             try:
                 process.wait(5)
             except subprocess.TimeoutExpired:

@@ -12,7 +12,6 @@ share the one token and `pkcsslotd`, which openCryptoki supports.
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import grp
 import os
@@ -28,13 +27,15 @@ MS_BIND, MS_REC, MS_PRIVATE = 0x1000, 0x4000, 0x40000
 SLOT = 3  # swtok's slot in the default configuration, kept for familiarity
 FACTORY_SO_PIN = "87654321"  # what a fresh swtok accepts (openCryptoki's documentation)
 SOCKET = "/run/pkcsslotd.socket"
-# Set in the process that made the namespaces, so the processes it starts use that token.
-SHARED_ENV = "PKCS11_CONFORMANCE_OPENCRYPTOKI_TOKEN"
 
 
 class OpenCryptokiSwToken(Throwaway):
     kind = "opencryptoki"
     tools = (("pkcsslotd", "opencryptoki"),)
+    shared = True  # the processes the run starts are in its namespaces already
+    # pkcsslotd ignores SIGTERM while a client is attached; nothing here needs it to save
+    # state, so it is killed.
+    kill_daemons = True
 
     @classmethod
     def missing(cls) -> str | None:
@@ -50,14 +51,6 @@ class OpenCryptokiSwToken(Throwaway):
             return (f"provision: {cls.kind}: group pkcs11 does not exist "
                     "(reinstall the opencryptoki package)")
         return None
-
-    def create(self) -> None:
-        if os.environ.get(SHARED_ENV):
-            return  # a process of the run that made the token: already in its namespaces
-        absent = self.missing()
-        if absent is not None:
-            raise ProvisioningError(absent)
-        super().create()
 
     def build(self, directory: Path) -> None:
         slotd = self.tool("pkcsslotd")
@@ -75,7 +68,6 @@ class OpenCryptokiSwToken(Throwaway):
         if done.returncode != 0:
             raise ProvisioningError(f"provision: {self.kind}: token initialization failed: "
                                     f"{done.stderr.strip()[-2000:]}")
-        os.environ[SHARED_ENV] = str(directory)
 
     def _private_paths(self, directory: Path) -> None:
         libc = ctypes.CDLL(None, use_errno=True)
@@ -106,39 +98,6 @@ class OpenCryptokiSwToken(Throwaway):
             f"version opencryptoki-3.1\n\nslot {SLOT}\n{{\nstdll = libpkcs11_sw.so\n}}\n")
         mount(str(etc), "/etc/opencryptoki", None, MS_BIND)
         mount(str(store), "/var/lib/opencryptoki", None, MS_BIND)
-
-    def remove(self) -> None:
-        if os.environ.get(SHARED_ENV) == str(self.directory):
-            del os.environ[SHARED_ENV]
-        # pkcsslotd ignores SIGTERM while a client is attached; nothing here needs it to
-        # save state, so it is killed.
-        for process in self._daemons:
-            with contextlib.suppress(ProcessLookupError):
-                process.kill()
-        super().remove()
-
-
-def _initialize_token(path: str, label: str, so_pin: str, user_pin: str) -> None:
-    """A fresh swtok takes the factory SO PIN; both PINs are then set to the run's own.
-    Logging in once with each new PIN clears the *_PIN_TO_BE_CHANGED flags."""
-    module = raw.Module(path)
-    module.initialize()
-    try:
-        padded = label.encode().ljust(32)
-        factory = FACTORY_SO_PIN.encode()
-        module._check("C_InitToken", SLOT, factory, len(factory), padded)
-        session = module.open_session(SLOT, raw.CKF_SERIAL_SESSION | raw.CKF_RW_SESSION)
-        module.login(session, raw.CKU_SO, factory)
-        module._check("C_SetPIN", session, factory, len(factory), so_pin.encode(),
-                      len(so_pin))
-        module._check("C_InitPIN", session, user_pin.encode(), len(user_pin))
-        module.logout(session)
-        module.login(session, raw.CKU_USER, user_pin.encode())
-        module.logout(session)
-        module.close_session(session)
-    finally:
-        module.finalize()
-
 
 INITIALIZE = f"""
 import os, sys
