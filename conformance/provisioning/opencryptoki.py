@@ -99,6 +99,29 @@ class OpenCryptokiSwToken(Throwaway):
         mount(str(etc), "/etc/opencryptoki", None, MS_BIND)
         mount(str(store), "/var/lib/opencryptoki", None, MS_BIND)
 
+
+def _initialize_token(path: str, label: str, so_pin: str, user_pin: str) -> None:
+    """A fresh swtok takes the factory SO PIN; both PINs are then set to the run's own,
+    and the user logs in once with the new PIN."""
+    module = raw.Module(path)
+    module.initialize()
+    try:
+        padded = label.encode().ljust(32)
+        factory = FACTORY_SO_PIN.encode()
+        module._check("C_InitToken", SLOT, factory, len(factory), padded)
+        session = module.open_session(SLOT, raw.CKF_SERIAL_SESSION | raw.CKF_RW_SESSION)
+        module.login(session, raw.CKU_SO, factory)
+        module._check("C_SetPIN", session, factory, len(factory), so_pin.encode(),
+                      len(so_pin))
+        module._check("C_InitPIN", session, user_pin.encode(), len(user_pin))
+        module.logout(session)
+        module.login(session, raw.CKU_USER, user_pin.encode())
+        module.logout(session)
+        module.close_session(session)
+    finally:
+        module.finalize()
+
+
 INITIALIZE = f"""
 import os, sys
 from {__name__} import _initialize_token
