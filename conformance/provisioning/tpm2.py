@@ -10,6 +10,7 @@ creation runs out of TPM object contexts. The token store (an SQLite file) is ma
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import subprocess
@@ -83,7 +84,8 @@ class Tpm2Token(Throwaway):
                             "--server", f"type=tcp,port={port},bindaddr=127.0.0.1",
                             "--ctrl", f"type=tcp,port={port + 1},bindaddr=127.0.0.1",
                             "--tpmstate", f"dir={state}", "--flags", "not-need-init,startup-clear"],
-                           "swtpm", lambda p=port: _listening(p + 1), directory / "swtpm.log")
+                           "swtpm", functools.partial(_listening, port + 1),
+                           directory / "swtpm.log")
                 return port
             except ProvisioningError:
                 if not self._daemons or self._daemons[-1].poll() is None:
