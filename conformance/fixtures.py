@@ -25,21 +25,22 @@ def profiles(request: pytest.FixtureRequest) -> tuple[Profile, ...]:
     return request.config.stash[RUN].profiles
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def token(target: Target) -> Any:
-    return target.token
+    return target.token  # a new object after a re-initialization (keys.reinitialize_every)
 
 
 @pytest.fixture(scope="session")
 def session(target: Target) -> Any:
     """This worker's logged-in read/write session (python-pkcs11), shared by its tests."""
-    return target.login_session()
+    return target.current_session()
 
 
 @pytest.fixture
-def own_session(token: Any, session: Any) -> Iterator[Any]:
-    """A session of the test's own (the login, made by `session`, is shared), for tests
-    that provoke errors: an operation the module wrongly leaves active ends with it."""
+def own_session(target: Target, token: Any) -> Iterator[Any]:
+    """A session of the test's own (the login, made by the shared session, is shared), for
+    tests that provoke errors: an operation the module wrongly leaves active ends with it."""
+    target.login_session()
     opened = token.open(rw=True)
     yield opened
     opened.close()
@@ -56,10 +57,11 @@ def _end_operations(request: pytest.FixtureRequest) -> Iterator[None]:
         run.target.end_operations()
 
 
-@pytest.fixture(scope="session")
-def keys(session: Any) -> Keys:
-    """Keys generated once per worker, for tests that are not about key generation."""
-    return Keys(session)
+@pytest.fixture
+def keys(target: Target) -> Keys:
+    """Keys generated once per worker (until a re-initialization), for tests that are not
+    about key generation."""
+    return target.keys
 
 
 @pytest.fixture

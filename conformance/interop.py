@@ -15,6 +15,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
 from pkcs11 import MGF, Attribute, KeyType, Mechanism, MechanismFlag, ObjectClass
 
+from . import keypolicy
+
 # Curve names (as claims spell them) -> cryptography curve classes.
 EC_CURVES: dict[str, type[ec.EllipticCurve]] = {
     "brainpoolP256r1": ec.BrainpoolP256R1, "brainpoolP384r1": ec.BrainpoolP384R1,
@@ -119,7 +121,7 @@ def import_public(session: Any, public: Any, capabilities: MechanismFlag = Mecha
              Attribute.ENCRYPT: bool(capabilities & MechanismFlag.ENCRYPT),
              Attribute.WRAP: bool(capabilities & MechanismFlag.WRAP)}
     template: dict[Attribute, Any] = {Attribute.CLASS: ObjectClass.PUBLIC_KEY,
-                                      Attribute.TOKEN: False, **flags}
+                                      Attribute.TOKEN: keypolicy.on_token(), **flags}
     if isinstance(public, rsa.RSAPublicKey):
         numbers = public.public_numbers()
         template.update({Attribute.KEY_TYPE: KeyType.RSA,
@@ -251,7 +253,8 @@ def _rfc8017_decrypt(private: rsa.RSAPrivateKey, ciphertext: bytes, hash_name: s
 
 class Keys:
     """Keys generated once per worker and reused by tests that are not about key
-    generation. All are session objects (CKA_TOKEN false): nothing stays on the token."""
+    generation. They are session objects (CKA_TOKEN false), so nothing stays on the token,
+    unless the vendor's key policy says the module makes keys only on the token."""
 
     def __init__(self, session: Any) -> None:
         self.session = session
@@ -265,9 +268,11 @@ class Keys:
     def rsa(self, bits: int, exponent: int = 65537) -> Any:
         """(public, private) RSA key pair of `bits` bits, with a CKA_ID of its own."""
         def make() -> Any:
-            ident = f"conformance-rsa-{bits}-{exponent}".encode()
+            # Unique: keys.token_objects leaves earlier generations' keys on the token.
+            ident = f"conformance-rsa-{bits}-{exponent}-{os.urandom(4).hex()}".encode()
             return self.session.generate_keypair(
-                KeyType.RSA, bits, store=False, capabilities=ALL_PUBLIC | RSA_PRIVATE,
+                KeyType.RSA, bits, store=keypolicy.on_token(),
+                capabilities=keypolicy.usages(ALL_PUBLIC | RSA_PRIVATE),
                 public_template={Attribute.PUBLIC_EXPONENT: big(exponent), Attribute.ID: ident},
                 private_template={Attribute.ID: ident})
         return self._once(("rsa", bits, exponent), make)
@@ -289,8 +294,11 @@ class Keys:
         def make() -> Any:
             params = self.session.create_domain_parameters(
                 KeyType.EC, {Attribute.EC_PARAMS: ec_params(curve)}, local=True)
-            return params.generate_keypair(store=False,
-                                           capabilities=MechanismFlag.VERIFY | EC_PRIVATE)
+            ident = f"conformance-ec-{curve}-{os.urandom(4).hex()}".encode()
+            return params.generate_keypair(
+                store=keypolicy.on_token(),
+                capabilities=keypolicy.usages(MechanismFlag.VERIFY | EC_PRIVATE),
+                public_template={Attribute.ID: ident}, private_template={Attribute.ID: ident})
         return self._once(("ec", curve), make)
 
     def edwards(self, curve: str) -> Any:
@@ -298,9 +306,10 @@ class Keys:
         def make() -> Any:
             params = self.session.create_domain_parameters(
                 KeyType.EC_EDWARDS, {Attribute.EC_PARAMS: ec_params(curve)}, local=True)
-            return params.generate_keypair(store=False,
-                                           capabilities=MechanismFlag.VERIFY | MechanismFlag.SIGN,
-                                           mechanism=Mechanism.EC_EDWARDS_KEY_PAIR_GEN)
+            return params.generate_keypair(
+                store=keypolicy.on_token(),
+                capabilities=keypolicy.usages(MechanismFlag.VERIFY | MechanismFlag.SIGN),
+                mechanism=Mechanism.EC_EDWARDS_KEY_PAIR_GEN)
         return self._once(("edwards", curve), make)
 
     def secret(self, key_type: KeyType, bits: int, extractable: bool = True) -> Any:
@@ -308,6 +317,6 @@ class Keys:
         so its value can be compared with cryptography's result."""
         return self._once(("secret", key_type, bits, extractable), lambda: (
             self.session.generate_key(
-                key_type, bits, store=False, capabilities=ALL_SECRET,
+                key_type, bits, store=keypolicy.on_token(), capabilities=ALL_SECRET,
                 template={Attribute.SENSITIVE: not extractable,
                           Attribute.EXTRACTABLE: extractable})))

@@ -15,7 +15,16 @@ from typing import Any, NoReturn
 import yaml
 
 from . import modules, names, provisioning, uri
-from .model import KnownDeviation, ModuleSpec, Profile, TokenSpec, Value, Variants, Vendor
+from .model import (
+    KeyPolicy,
+    KnownDeviation,
+    ModuleSpec,
+    Profile,
+    TokenSpec,
+    Value,
+    Variants,
+    Vendor,
+)
 
 SCHEMA = 1
 _ID = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
@@ -205,7 +214,7 @@ def load_vendor(path: str | Path, module_path: str | None = None) -> Vendor:
     data = reader.load()
     reader.keys(data, "", ("schema", "vendor", "title", "module", "token", "claims"),
                 ("profiles", "functions", "attributes", "known_deviations",
-                 "timeout_seconds"))
+                 "timeout_seconds", "keys"))
     ident = reader.schema_and_id(data, "vendor")
 
     module = reader.mapping(data["module"], "module")
@@ -264,6 +273,19 @@ def load_vendor(path: str | Path, module_path: str | None = None) -> Vendor:
     timeout = data.get("timeout_seconds", 300)
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
         reader.fail("timeout_seconds", f"expected a positive number of seconds, got {timeout!r}")
+    policy = reader.mapping(data.get("keys") or {}, "keys")
+    reader.keys(policy, "keys", (), ("token_objects", "all_usages", "reinitialize_every"))
+    for key in ("token_objects", "all_usages"):
+        if key in policy:
+            reader.typed(policy[key], f"keys.{key}", bool, "true or false")
+    every = policy.get("reinitialize_every")
+    if every is not None and (isinstance(every, bool) or not isinstance(every, int)
+                              or every < 1):
+        reader.fail("keys.reinitialize_every", f"expected a positive number of tests, got "
+                    f"{every!r}")
+    if policy.get("token_objects") and provision is None:
+        reader.fail("keys.token_objects", "keys made as token objects need a throwaway token "
+                    "(token.provision): the suite leaves them there")
     return Vendor(
         id=ident,
         title=reader.string(data, "title"),
@@ -280,6 +302,7 @@ def load_vendor(path: str | Path, module_path: str | None = None) -> Vendor:
         timeout=float(timeout),
         attributes=frozenset(reader.names(data.get("attributes") or [], "attributes",
                                           names.ATTRIBUTES, "attribute")),
+        keys=KeyPolicy(**policy),
     )
 
 

@@ -52,6 +52,18 @@ class TokenSpec:
 
 
 @dataclass(frozen=True)
+class KeyPolicy:
+    """How the suite has to make keys on this module (vendor file `keys`): for modules that
+    cannot make the single-purpose session keys the checks otherwise use."""
+
+    token_objects: bool = False  # keys only as token objects (throwaway tokens only)
+    all_usages: bool = False  # key pairs only with sign, verify, encrypt and decrypt together
+    # C_Finalize and C_Initialize after this many tests: for a module that keeps every key
+    # it made or used loaded until C_Finalize, with room for only so many.
+    reinitialize_every: int | None = None
+
+
+@dataclass(frozen=True)
 class Vendor:
     id: str
     title: str
@@ -65,6 +77,7 @@ class Vendor:
     timeout: float = 300.0  # seconds one test may take before its worker is stopped
     # Optional attribute semantics the module claims to enforce (CKA_WRAP_WITH_TRUSTED...).
     attributes: frozenset[str] = frozenset()
+    keys: KeyPolicy = KeyPolicy()
 
     def deviation_for(self, case_id: str) -> KnownDeviation | None:
         return next((d for d in self.known_deviations if d.matches(case_id)), None)

@@ -24,7 +24,7 @@ import allure_commons
 import pytest
 from _pytest.reports import TestReport
 
-from . import __version__, allure_output, results
+from . import __version__, allure_output, keypolicy, results
 from .loading import REFERENCE_VENDOR, ConfigError, load_vendor, profiles_in_effect
 from .model import Decision, Profile, Value, Vendor, decide, parameter_values
 from .target import Target, TargetError, open_target
@@ -139,6 +139,10 @@ def pytest_configure(config: pytest.Config) -> None:
         os.close(handle)
         os.environ[TIMEOUTS_ENV] = name
     config.pluginmanager.register(Watchdog(vendor.timeout), "pkcs11-conformance-watchdog")
+    keypolicy.use(vendor.keys)
+    if vendor.keys.reinitialize_every:
+        config.pluginmanager.register(Reinitializer(target, vendor.keys.reinitialize_every),
+                                      "pkcs11-conformance-reinitialize")
     config.pluginmanager.import_plugin("conformance.fixtures")
     if not hasattr(config, "workerinput"):
         config.stash[RECORDER] = recorder = Recorder()
@@ -187,6 +191,32 @@ class Watchdog:
             return (yield)
         finally:
             timer.cancel()
+
+
+class Reinitializer:
+    """keys.reinitialize_every: C_Finalize and C_Initialize after every so many tests, and
+    when the tests of a file are done (its fixtures are torn down then)."""
+
+    def __init__(self, target: Target, every: int) -> None:
+        self.target, self.every, self.count = target, every, 0
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> Any:
+        try:
+            return (yield)
+        finally:
+            self.count += 1
+            if nextitem is not None and (self.count >= self.every
+                                         or nextitem.path != item.path):
+                self.count = 0
+                try:
+                    self.target.reinitialize()
+                except Exception as exc:  # noqa: BLE001 - the process cannot go on
+                    # Like a crash: under xdist the worker is replaced and the run goes on.
+                    sys.stderr.write(f"\npkcs11-conformance: re-initializing the module "
+                                     f"after {item.nodeid} failed: {exc!r}\n")
+                    sys.stderr.flush()
+                    os._exit(3)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str] | None:

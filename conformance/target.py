@@ -13,6 +13,7 @@ from pkcs11.exceptions import PinIncorrect, PKCS11Error
 
 from . import initargs, raw
 from .cbuild import BuildError
+from .interop import Keys
 from .model import Vendor
 from .names import mechanism_name
 from .provisioning import ProvisioningError, Throwaway, provisioner
@@ -36,6 +37,9 @@ class Target:
     init_reserved: str | None = None  # C_Initialize pReserved the module is given
     _session: Any = field(default=None, repr=False)
     _raw: raw.Module | None = field(default=None, repr=False)
+    _keys: Keys | None = field(default=None, repr=False)
+    # What the suites keep between tests (key objects): emptied by reinitialize().
+    _caches: list[dict[Any, Any]] = field(default_factory=list, repr=False)
 
     @property
     def user_pin(self) -> str:
@@ -60,6 +64,37 @@ class Target:
                     f"for the PIN in ${self.vendor.token.user_pin_env}; stopping without "
                     "retrying so the token is not locked") from None
         return self._session
+
+    @property
+    def keys(self) -> Keys:
+        """The keys this process generated once and reuses (until a re-initialization)."""
+        if self._keys is None:
+            self._keys = Keys(self.login_session())
+        return self._keys
+
+    def cache(self) -> dict[Any, Any]:
+        """A dict for objects a fixture keeps between tests; emptied when the module is
+        re-initialized, as the handles in it are then gone."""
+        kept: dict[Any, Any] = {}
+        self._caches.append(kept)
+        return kept
+
+    def current_session(self) -> Any:
+        """The logged-in session for fixtures that outlive a test: the session itself, or
+        under keys.reinitialize_every one that always leads to the current session."""
+        if self.vendor.keys.reinitialize_every:
+            return CurrentSession(self)
+        return self.login_session()
+
+    def reinitialize(self) -> None:
+        """C_Finalize and C_Initialize, then find the token again: every handle of the
+        process (sessions, objects, the login) is gone, so are the kept keys. For a module
+        that frees what it holds only at C_Finalize (keys.reinitialize_every)."""
+        self._session, self._keys = None, None
+        for kept in self._caches:
+            kept.clear()
+        self.lib.reinitialize()
+        self.token = _find_token(self.vendor, self.lib)
 
     def end_operations(self) -> None:
         """Best effort, after every test, to end any operation it left active in the shared
@@ -118,6 +153,16 @@ class Target:
             self._session = None
         if self.throwaway is not None:
             self.throwaway.remove()
+
+
+class CurrentSession:
+    """Stands for the target's logged-in session of the moment (see current_session)."""
+
+    def __init__(self, target: Target) -> None:
+        self._target = target
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._target.login_session(), name)
 
 
 def open_target(vendor: Vendor) -> Target:

@@ -19,6 +19,7 @@ CLI = [sys.executable, "-m", "conformance.cli"]
 NSS = REPO / "vendors" / "nss.yaml"
 P11KIT = REPO / "vendors" / "softhsm2-p11-kit.yaml"
 OPENCRYPTOKI = REPO / "vendors" / "opencryptoki.yaml"
+TPM2 = REPO / "vendors" / "tpm2-pkcs11.yaml"
 
 
 def run(tmp_path: Path, *vendors: Path, select: str = "module or random or sessions"):
@@ -104,6 +105,22 @@ def test_tpm2_token_is_provisioned_on_swtpm_and_its_daemons_stopped():
                           cwd=REPO, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["32", "stopped"], done.stdout + done.stderr
+
+
+def test_tpm2_runs_under_its_key_policy_across_reinitializations(tmp_path):
+    """tpm2-pkcs11 makes keys only on the token, with all usages, about 50 per
+    C_Initialize: under its vendor file's `keys` policy the RSA key pair checks (more than
+    `reinitialize_every` of them, in one worker) pass, the one known deviation aside."""
+    done = subprocess.run([*CLI, "run", str(TPM2), "--output", str(tmp_path), "-k",
+                           "test_generate_key_pair_rsa", "-q"],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    assert done.returncode in (0, 1), done.stderr
+    results = json.loads((tmp_path / "tpm2-pkcs11" / "results.json").read_text())["cases"]
+    # RSA-4096 is beyond the TPM: those cases fail as required by ca-root-key, unclaimed.
+    ran = {c["id"]: c["status"] for c in results
+           if c["status"] != "SKIP" and "not claimed by vendor" not in c["message"]}
+    assert len(ran) > 10 and set(ran.values()) <= {"PASS", "XFAIL"}, ran
+    assert sum(s == "PASS" for s in ran.values()) >= 15, ran
 
 
 def test_missing_module_is_reported_as_not_run(tmp_path):

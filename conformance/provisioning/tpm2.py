@@ -5,7 +5,7 @@ Three daemons, all started here as children and stopped by PID: swtpm on two fre
 loopback ports, a D-Bus daemon of our own (tpm2-abrmd registers its name on a bus, and the
 machine's buses are not ours to use), and tpm2-abrmd on that bus, which without it key
 creation runs out of TPM object contexts. The token store (an SQLite file) is made by
-`tpm2_ptool`. The token is shared by the processes of the run (one simulator, one store).
+`tpm2_ptool`. Each process of the run (the controller, each xdist worker) gets its own.
 """
 
 from __future__ import annotations
@@ -38,7 +38,8 @@ class Tpm2Token(Throwaway):
     kind = "tpm2"
     tools = (("swtpm", "swtpm"), ("dbus-daemon", "dbus-daemon"), ("dbus-send", "dbus-bin"),
              ("tpm2-abrmd", "tpm2-abrmd"), ("tpm2_ptool", "libtpm2-pkcs11-tools"))
-    shared = True
+    # Not shared: two processes initializing tpm2-pkcs11 on one store at once get "database
+    # is locked" from its SQLite store (measured), so each process has its own TPM.
 
     def build(self, directory: Path) -> None:
         swtpm, ptool = self.tool("swtpm"), self.tool("tpm2_ptool")

@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from conformance import keypolicy
 from conformance import raw as ck
 from conformance.isolation import raw_module
 from conformance.names import mechanism
@@ -32,7 +33,7 @@ class Child:
         boolean attributes, e.g. sensitive=True sets CKA_SENSITIVE."""
         template = {ck.CKA_CLASS: ck.CKO_SECRET_KEY,
                     ck.CKA_KEY_TYPE: SECRET_KEY_TYPES[mechanism_name],
-                    ck.CKA_TOKEN: False, ck.CKA_LABEL: LABEL,
+                    ck.CKA_TOKEN: keypolicy.on_token(), ck.CKA_LABEL: LABEL,
                     ck.CKA_VALUE_LEN: key_bits // 8}
         template.update(attributes(flags))
         return self.module.generate_key(self.session, int(mechanism(mechanism_name)),
@@ -85,9 +86,13 @@ class Children:
     def rsa_private_key(self, key_bits, flags):
         key = (key_bits, tuple(sorted(flags.items())))
         if key not in self.rsa_keys:
-            public = {ck.CKA_TOKEN: False, ck.CKA_MODULUS_BITS: key_bits,
-                      ck.CKA_PUBLIC_EXPONENT: b"\x01\x00\x01", ck.CKA_LABEL: LABEL}
-            private = {ck.CKA_TOKEN: False, ck.CKA_LABEL: LABEL, **attributes(flags)}
+            public = keypolicy.raw_usages({ck.CKA_TOKEN: keypolicy.on_token(),
+                                           ck.CKA_MODULUS_BITS: key_bits,
+                                           ck.CKA_PUBLIC_EXPONENT: b"\x01\x00\x01",
+                                           ck.CKA_LABEL: LABEL}, "public")
+            private = keypolicy.raw_usages({ck.CKA_TOKEN: keypolicy.on_token(),
+                                            ck.CKA_LABEL: LABEL, **attributes(flags)},
+                                           "private")
             _, self.rsa_keys[key] = self.module.generate_key_pair(
                 self.session, int(mechanism("CKM_RSA_PKCS_KEY_PAIR_GEN")), public, private)
         return self.rsa_keys[key]

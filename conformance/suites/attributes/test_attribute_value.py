@@ -150,6 +150,7 @@ def test_get_attribute_value_rsa_private_factors_are_unavailable(child, key_bits
 
 @pytest.mark.object_class("CKO_DATA")
 @GETS
+@pytest.mark.function("C_CreateObject")
 def test_get_attribute_value_null_pvalue_gives_exact_length(child):
     """PKCS#11 v2.40 base §5.7.5 C_GetAttributeValue: with a NULL pValue, ulValueLen
     receives the exact length of each attribute and the call returns CKR_OK."""
@@ -165,6 +166,7 @@ def test_get_attribute_value_null_pvalue_gives_exact_length(child):
 @pytest.mark.parametrize("extra", [0, 19], ids=["exact-buffer", "larger-buffer"])
 @pytest.mark.object_class("CKO_DATA")
 @GETS
+@pytest.mark.function("C_CreateObject")
 def test_get_attribute_value_buffer_gets_value_and_exact_length(child, extra):
     """PKCS#11 v2.40 base §5.7.5 C_GetAttributeValue: a buffer large enough for the value
     receives it, and ulValueLen is set to the exact length of the value (not the size of
@@ -181,6 +183,7 @@ def test_get_attribute_value_buffer_gets_value_and_exact_length(child, extra):
                          ids=["empty-buffer", "one-byte-short"])
 @pytest.mark.object_class("CKO_DATA")
 @GETS
+@pytest.mark.function("C_CreateObject")
 def test_get_attribute_value_too_small_buffer_is_reported(child, buffer_size):
     """PKCS#11 v2.40 base §5.7.5 C_GetAttributeValue: an attribute whose buffer is too
     small for its value gets ulValueLen CK_UNAVAILABLE_INFORMATION, the call returns
@@ -201,6 +204,7 @@ def test_get_attribute_value_too_small_buffer_is_reported(child, buffer_size):
                          ids=["CKA_MODULUS", "undefined-0xFFF0"])
 @pytest.mark.object_class("CKO_DATA")
 @GETS
+@pytest.mark.function("C_CreateObject")
 def test_get_attribute_value_absent_attribute_is_reported(child, kind):
     """PKCS#11 v2.40 base §5.7.5 C_GetAttributeValue: an attribute the object does not
     have (a key attribute of a data object, or a type no specification defines) gets

@@ -64,10 +64,10 @@ def key_value(bits):
 
 
 @pytest.fixture(scope="module")
-def aes_key(session):
+def aes_key(target, session):
     """The AES key of `bits` bits with the known value key_value(bits), imported once per
     module as a session object able to encrypt and decrypt."""
-    made = {}
+    made = target.cache()
 
     def key(bits):
         if bits not in made:

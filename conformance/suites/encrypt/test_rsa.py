@@ -47,10 +47,10 @@ DECRYPTS = pytest.mark.function("C_Decrypt")
 
 
 @pytest.fixture(scope="module")
-def foreign_pair(session):
+def foreign_pair(target, session):
     """(cryptography private key, module public key object) of `bits` bits: the key pair is
     cryptography's, its public key imported once per module with CKA_ENCRYPT."""
-    made = {}
+    made = target.cache()
 
     def pair(bits):
         if bits not in made:

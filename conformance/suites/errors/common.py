@@ -3,6 +3,7 @@
 
 from pkcs11 import Attribute, KeyType, ObjectClass
 
+from conformance import keypolicy
 from conformance import raw as ck
 from conformance.names import mechanism
 
@@ -46,11 +47,13 @@ def private_key(raw, target, session):
     CKA_PRIVATE true; returns the private key's handle."""
     bits = claimed_bits(target, "CKM_RSA_PKCS_KEY_PAIR_GEN", "CKM_SHA256_RSA_PKCS",
                         preferred=2048)
-    public = {int(Attribute.TOKEN): False, int(Attribute.VERIFY): True,
-              int(Attribute.MODULUS_BITS): bits,
-              int(Attribute.PUBLIC_EXPONENT): b"\x01\x00\x01"}
-    private = {int(Attribute.TOKEN): False, int(Attribute.PRIVATE): True,
-               int(Attribute.SIGN): True, int(Attribute.SENSITIVE): True}
+    public = keypolicy.raw_usages({int(Attribute.TOKEN): keypolicy.on_token(),
+                                   int(Attribute.VERIFY): True,
+                                   int(Attribute.MODULUS_BITS): bits,
+                                   int(Attribute.PUBLIC_EXPONENT): b"\x01\x00\x01"}, "public")
+    private = keypolicy.raw_usages({int(Attribute.TOKEN): keypolicy.on_token(),
+                                    int(Attribute.PRIVATE): True, int(Attribute.SIGN): True,
+                                    int(Attribute.SENSITIVE): True}, "private")
     return raw.generate_key_pair(session, RSA_KEY_PAIR_GEN, public, private)[1]
 
 
@@ -58,6 +61,7 @@ def aes_key(raw, target, session):
     """An AES session key for CKM_AES_ECB encryption; returns its handle."""
     bits = claimed_bits(target, "CKM_AES_KEY_GEN", "CKM_AES_ECB", preferred=128)
     template = {int(Attribute.CLASS): int(ObjectClass.SECRET_KEY),
-                int(Attribute.KEY_TYPE): int(KeyType.AES), int(Attribute.TOKEN): False,
+                int(Attribute.KEY_TYPE): int(KeyType.AES),
+                int(Attribute.TOKEN): keypolicy.on_token(),
                 int(Attribute.VALUE_LEN): bits // 8, int(Attribute.ENCRYPT): True}
     return raw.generate_key(session, AES_KEY_GEN, template)

@@ -14,9 +14,9 @@ class Generated:
 
     function = "C_GenerateKey"  # the call named in the failure report
 
-    def __init__(self, session):
+    def __init__(self, target, session):
         self.session = session
-        self.made = {}
+        self.made = target.cache()
 
     def once(self, what, generate):
         """generate(label, key_id) the first time `what` is asked for, with a label naming

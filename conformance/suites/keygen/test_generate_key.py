@@ -10,6 +10,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from pkcs11 import Attribute, KeyType, Mechanism, MechanismFlag, ObjectClass
 from pkcs11.exceptions import AttributeSensitive
 
+from conformance import keypolicy
 from conformance.names import mechanism
 from conformance.suites.keygen.generation import Generated
 
@@ -80,7 +81,8 @@ class Generator(Generated):
                 if wanted:
                     capabilities |= CAPABILITIES[attribute]
             key = self.session.generate_key(
-                KEY_TYPES[mechanism_name], key_bits, id=key_id, label=label, store=False,
+                KEY_TYPES[mechanism_name], key_bits, id=key_id, label=label,
+                store=keypolicy.on_token(),
                 capabilities=capabilities, mechanism=mechanism(mechanism_name),
                 template={Attribute.PRIVATE: True, **PROTECTION[protection], **usage})
             return Secret(mechanism_name, what, key, label, key_id, protection)
@@ -89,8 +91,8 @@ class Generator(Generated):
 
 
 @pytest.fixture(scope="module")
-def generator(session):
-    with Generator(session) as made:
+def generator(target, session):
+    with Generator(target, session) as made:
         yield made
 
 
@@ -148,7 +150,8 @@ def test_generate_key_template_is_honoured(generator, mechanism_name, key_bits):
     and key type the mechanism implies."""
     secret = generator.key(mechanism_name, key_bits)
     wanted = {Attribute.CLASS: ObjectClass.SECRET_KEY,
-              Attribute.KEY_TYPE: KEY_TYPES[mechanism_name], Attribute.TOKEN: False,
+              Attribute.KEY_TYPE: KEY_TYPES[mechanism_name],
+              Attribute.TOKEN: keypolicy.on_token(),
               Attribute.PRIVATE: True, Attribute.LABEL: secret.label,
               Attribute.ID: secret.key_id}
     for attribute, value in wanted.items():

@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, paddin
 from pkcs11 import Attribute, KeyType, Mechanism, MechanismFlag, ObjectClass
 from pkcs11.exceptions import AttributeSensitive
 
+from conformance import keypolicy
 from conformance.interop import EC_CURVES, ec_params, field_bytes
 from conformance.suites.keygen.generation import Generated
 
@@ -76,18 +77,20 @@ class Generator(Generated):
     def pair(self, mechanism, key_type, what, key_length=None, public_template=None):
         def generate(label, key_id):
             public, private = self.session.generate_keypair(
-                key_type, key_length, id=key_id, label=label, store=False,
-                capabilities=MechanismFlag.SIGN | MechanismFlag.VERIFY, mechanism=mechanism,
-                public_template={**(public_template or {}), **PUBLIC_FLAGS},
-                private_template={**PROTECTION, **PRIVATE_FLAGS})
+                key_type, key_length, id=key_id, label=label, store=keypolicy.on_token(),
+                capabilities=keypolicy.usages(MechanismFlag.SIGN | MechanismFlag.VERIFY),
+                mechanism=mechanism,
+                public_template={**(public_template or {}),
+                                 **keypolicy.usage_values(PUBLIC_FLAGS)},
+                private_template={**PROTECTION, **keypolicy.usage_values(PRIVATE_FLAGS)})
             return Pair(mechanism, key_type, what, public, private, label, key_id)
 
         return self.once(what, generate)
 
 
 @pytest.fixture(scope="module")
-def generator(session):
-    with Generator(session) as made:
+def generator(target, session):
+    with Generator(target, session) as made:
         yield made
 
 
@@ -157,7 +160,8 @@ def check_template(pair):
         "private": {Attribute.CLASS: ObjectClass.PRIVATE_KEY, Attribute.PRIVATE: True},
     }
     for which, wanted in expected.items():
-        wanted.update({Attribute.KEY_TYPE: pair.key_type, Attribute.TOKEN: False,
+        wanted.update({Attribute.KEY_TYPE: pair.key_type,
+                       Attribute.TOKEN: keypolicy.on_token(),
                        Attribute.LABEL: pair.label, Attribute.ID: pair.key_id})
         for attribute, value in wanted.items():
             got = pair.read(which, attribute)
@@ -168,7 +172,7 @@ def check_template(pair):
 
 def check_usage_flags(pair):
     for which, flags in (("public", PUBLIC_FLAGS), ("private", PRIVATE_FLAGS)):
-        for attribute, value in flags.items():
+        for attribute, value in keypolicy.usage_values(flags).items():
             got = pair.read(which, attribute)
             assert got is value, (
                 f"{ck(attribute)} of the {which} key from {pair.what} must be {value} as "

@@ -95,6 +95,7 @@ def token_label(target):
 
 @pytest.mark.object_class("CKO_DATA")
 @pytest.mark.function("C_CloseSession")
+@pytest.mark.function("C_CreateObject")
 def test_close_session_destroys_its_session_objects(raw):
     """PKCS#11 v2.40 base §5.6.2 C_CloseSession: closing a session destroys the session
     objects it created, although another session of the application is still open: their
@@ -118,6 +119,7 @@ def test_close_session_destroys_its_session_objects(raw):
 
 @pytest.mark.object_class("CKO_DATA")
 @pytest.mark.function("C_DestroyObject")
+@pytest.mark.function("C_CreateObject")
 def test_destroy_object_destroys_it(raw):
     """PKCS#11 v2.40 base §5.7.3 C_DestroyObject: after C_DestroyObject the object's handle
     is invalid (CKR_OBJECT_HANDLE_INVALID, also for a second C_DestroyObject) and
@@ -286,6 +288,7 @@ def copies(test):
 
 
 @copies
+@pytest.mark.function("C_CreateObject")
 def test_copy_object_applies_template(raw):
     """PKCS#11 v2.40 base §5.7.2 C_CopyObject, §4.1.3 Copying objects: the copy of a key is
     a new object with the template's new CKA_LABEL and the original's class, key type and
@@ -316,6 +319,7 @@ def test_copy_object_applies_template(raw):
 
 
 @copies
+@pytest.mark.function("C_CreateObject")
 def test_copy_object_keeps_sensitive_key_sensitive(raw):
     """PKCS#11 v2.40 base §5.7.2 C_CopyObject: a copy of a sensitive key made with an empty
     template is sensitive too: CKA_SENSITIVE reads CK_TRUE and its CKA_VALUE cannot be
@@ -335,6 +339,7 @@ def test_copy_object_keeps_sensitive_key_sensitive(raw):
 
 @pytest.mark.parametrize("change", ["CKA_EXTRACTABLE-to-true", "CKA_SENSITIVE-to-false"])
 @copies
+@pytest.mark.function("C_CreateObject")
 def test_copy_object_cannot_weaken_protection(raw, change):
     """PKCS#11 v2.40 base §5.7.2 C_CopyObject, §4.10 Secret key objects: a copy cannot
     clear CKA_SENSITIVE of a sensitive key nor set CKA_EXTRACTABLE of an unextractable

@@ -62,9 +62,9 @@ def reference_mac(name, key, data):
 class Secrets:
     """Secret keys with known values, as session objects, created once each."""
 
-    def __init__(self, session):
+    def __init__(self, session, kept=None):
         self.session = session
-        self._made = {}
+        self._made = {} if kept is None else kept
 
     def get(self, name, bits, sign=True):
         key = (name == "CKM_AES_CMAC", bits, sign)
@@ -78,8 +78,8 @@ class Secrets:
 
 
 @pytest.fixture(scope="module")
-def secrets(session):
-    return Secrets(session)
+def secrets(target, session):
+    return Secrets(session, target.cache())
 
 
 # --- HMAC ---------------------------------------------------------------------------------

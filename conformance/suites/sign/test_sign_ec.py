@@ -9,6 +9,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, utils
 from pkcs11 import Attribute, KeyType, MechanismFlag
 
+from conformance import keypolicy
 from conformance.interop import EC_CURVES, HASHES, as_cryptography, ec_params, field_bytes
 from conformance.interop import import_public as import_public_key
 from conformance.suites.sign.signing import (
@@ -79,9 +80,9 @@ class Peer:
     """cryptography's own keys, one per curve, with the public half imported into the module
     as a session object, for the mirror direction."""
 
-    def __init__(self, session):
+    def __init__(self, target, session):
         self.session = session
-        self._keys = {}
+        self._keys = target.cache()
 
     def _pair(self, curve, make):
         if curve not in self._keys:
@@ -98,8 +99,8 @@ class Peer:
 
 
 @pytest.fixture(scope="module")
-def peer(session):
-    return Peer(session)
+def peer(target, session):
+    return Peer(target, session)
 
 
 # --- ECDSA ------------------------------------------------------------------------------
@@ -122,6 +123,7 @@ def test_sign_ecdsa_digest_verifies_with_cryptography(keys, curve, digest_hash):
 @DIGEST_HASH
 @EC_KEYS
 @pytest.mark.mechanism("CKM_ECDSA")
+@pytest.mark.function("C_CreateObject")
 def test_verify_ecdsa_digest_accepts_cryptography_signature(peer, curve, digest_hash):
     """PKCS#11 v2.40 curr, ECDSA: C_Verify with CKM_ECDSA accepts cryptography's ECDSA
     signature of a hash value, given as r || s of nLen bytes each."""
@@ -160,6 +162,7 @@ def test_sign_ecdsa_hash_verifies_with_cryptography(keys, mechanism_name, curve,
 
 @PARTS
 @pytest.mark.mechanisms(*ECDSA_HASH)
+@pytest.mark.function("C_CreateObject")
 def test_verify_ecdsa_hash_accepts_cryptography_signature(peer, mechanism_name, curve,
                                                           parts):
     """PKCS#11 v3.0 curr, ECDSA with hashing: C_Verify, or C_VerifyUpdate + C_VerifyFinal,
@@ -205,6 +208,7 @@ def test_sign_eddsa_verifies_with_cryptography(keys, curve):
 
 @EDWARDS_KEYS
 @pytest.mark.mechanism("CKM_EDDSA")
+@pytest.mark.function("C_CreateObject")
 def test_verify_eddsa_accepts_cryptography_signature(peer, curve):
     """PKCS#11 v3.0 curr, EdDSA: C_Verify with CKM_EDDSA (pure, no context) accepts
     cryptography's Ed25519 or Ed448 signature."""
@@ -231,6 +235,7 @@ def test_verify_eddsa_rejects_altered_signature(keys, curve):
 
 
 @pytest.mark.mechanisms("CKM_ECDSA", "CKM_EDDSA", *ECDSA_HASH)
+@pytest.mark.function("C_CreateObject")  # the AES key is imported
 def test_sign_init_ec_mechanism_with_aes_key_is_refused(own_session, mechanism_name):
     """PKCS#11 v2.40 base §5.11.1 C_SignInit: an ECDSA or EdDSA mechanism with an AES key
     (CKA_SIGN true) is refused with CKR_KEY_TYPE_INCONSISTENT."""
@@ -243,9 +248,10 @@ def test_sign_init_with_key_not_allowed_to_sign_is_refused(own_session, curve):
     """PKCS#11 v2.40 base §5.11.1 C_SignInit: the CKA_SIGN attribute of the signature key
     must be CK_TRUE; with an EC private key generated with CKA_SIGN false, C_SignInit
     returns CKR_KEY_FUNCTION_NOT_PERMITTED."""
+    keypolicy.needs_restricted_usages("an EC private key with CKA_SIGN false")
     parameters = own_session.create_domain_parameters(
         KeyType.EC, {Attribute.EC_PARAMS: ec_params(curve)}, local=True)
     public, private = parameters.generate_keypair(
-        store=False, capabilities=MechanismFlag.VERIFY,
+        store=keypolicy.on_token(), capabilities=MechanismFlag.VERIFY,
         private_template={Attribute.SIGN: False})
     assert_sign_not_permitted(private, "CKM_ECDSA", "generated", public)

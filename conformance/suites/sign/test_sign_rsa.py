@@ -120,9 +120,9 @@ class Peer:
     """cryptography's own RSA keys, one per size, with the public half imported into the
     module as a session object, for the mirror direction."""
 
-    def __init__(self, session):
+    def __init__(self, target, session):
         self.session = session
-        self._imported = {}
+        self._imported = target.cache()
 
     def rsa(self, bits):
         private = _cryptography_rsa(bits)
@@ -138,8 +138,8 @@ def _cryptography_rsa(bits):
 
 
 @pytest.fixture(scope="module")
-def peer(session):
-    return Peer(session)
+def peer(target, session):
+    return Peer(target, session)
 
 
 # --- PKCS #1 v1.5 -------------------------------------------------------------------------
@@ -163,6 +163,7 @@ def test_sign_rsa_pkcs_digest_info_verifies_with_cryptography(keys, key_bits, di
 @DIGEST_INFO_HASH
 @RSA_KEYS
 @pytest.mark.mechanism("CKM_RSA_PKCS")
+@pytest.mark.function("C_CreateObject")
 def test_verify_rsa_pkcs_accepts_cryptography_signature(peer, key_bits, digest_hash):
     """PKCS#11 v2.40 curr, PKCS #1 v1.5 RSA: C_Verify with CKM_RSA_PKCS accepts a
     cryptography RSASSA-PKCS1-v1_5 signature over the DigestInfo."""
@@ -209,6 +210,7 @@ def test_sign_rsa_pkcs_hash_verifies_with_cryptography(keys, mechanism_name, key
 
 @PARTS
 @pytest.mark.mechanisms(*PKCS1_V15)
+@pytest.mark.function("C_CreateObject")
 def test_verify_rsa_pkcs_hash_accepts_cryptography_signature(peer, mechanism_name, key_bits,
                                                              parts):
     """PKCS#11 v2.40 curr, PKCS #1 v1.5 RSA signature with hashing (v3.0 for SHA-3):
@@ -260,6 +262,7 @@ def test_sign_rsa_pss_digest_verifies_with_cryptography(keys, hash_name, salt_le
 
 @RSA_KEYS
 @pytest.mark.mechanism("CKM_RSA_PKCS_PSS")
+@pytest.mark.function("C_CreateObject")
 def test_verify_rsa_pss_digest_accepts_cryptography_signature(peer, hash_name, salt_length,
                                                               key_bits):
     """PKCS#11 v2.40 curr, PKCS #1 RSA PSS: C_Verify with CKM_RSA_PKCS_PSS accepts
@@ -326,6 +329,7 @@ def test_sign_rsa_pss_hash_verifies_with_cryptography(keys, mechanism_name, salt
 
 @PARTS
 @pytest.mark.mechanisms(*PSS)
+@pytest.mark.function("C_CreateObject")
 def test_verify_rsa_pss_hash_accepts_cryptography_signature(peer, mechanism_name, salt_length,
                                                             key_bits, parts):
     """PKCS#11 v2.40 curr, PKCS #1 RSA PSS signature with hashing (v3.0 for SHA-3): C_Verify,
@@ -389,6 +393,7 @@ def _param(name):
 
 
 @pytest.mark.mechanisms("CKM_RSA_PKCS", "CKM_RSA_PKCS_PSS", *PKCS1_V15, *PSS)
+@pytest.mark.function("C_CreateObject")  # the AES key is imported
 def test_sign_init_rsa_mechanism_with_aes_key_is_refused(own_session, mechanism_name):
     """PKCS#11 v2.40 base §5.11.1 C_SignInit: an RSA signature mechanism with an AES key
     (CKA_SIGN true) is refused with CKR_KEY_TYPE_INCONSISTENT."""

@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from pkcs11 import MGF, Attribute, KeyType, Mechanism, MechanismFlag, ObjectClass
 from pkcs11.exceptions import AttributeSensitive, PKCS11Error
 
+from conformance import keypolicy
 from conformance.interop import (
     EC_CURVES,
     HASH_MECHANISMS,
@@ -274,7 +275,7 @@ def test_generate_key_pair_rsa_unclaimed_size_is_refused_or_right(target, sessio
     claim = claimed(target, "CKM_RSA_PKCS_KEY_PAIR_GEN", key_sizes=modulus_bits)
     what = f"C_GenerateKeyPair(CKM_RSA_PKCS_KEY_PAIR_GEN, CKA_MODULUS_BITS {modulus_bits})"
     pair = attempt(what, claim, session.generate_keypair, KeyType.RSA, modulus_bits,
-                   store=False, capabilities=SIGNS,
+                   store=keypolicy.on_token(), capabilities=keypolicy.usages(SIGNS),
                    public_template={Attribute.PUBLIC_EXPONENT: big(65537)})
     if pair is None:
         return  # a clean refusal: not supported
@@ -307,7 +308,7 @@ def test_generate_key_aes_impossible_length_is_refused(session, value_len):
     AES key and must return an error."""
     what = f"C_GenerateKey(CKM_AES_KEY_GEN, CKA_VALUE_LEN {value_len})"
     try:
-        key = session.generate_key(KeyType.AES, 8 * value_len, store=False,
+        key = session.generate_key(KeyType.AES, 8 * value_len, store=keypolicy.on_token(),
                                    capabilities=MechanismFlag.ENCRYPT)
     except PKCS11Error:
         return
@@ -331,7 +332,7 @@ def test_generate_key_generic_secret_unclaimed_length_is_refused_or_right(target
     length = bits // 8
     what = f"C_GenerateKey(CKM_GENERIC_SECRET_KEY_GEN, CKA_VALUE_LEN {length})"
     key = attempt(what, claimed(target, "CKM_GENERIC_SECRET_KEY_GEN", key_sizes=bits),
-                  session.generate_key, KeyType.GENERIC_SECRET, bits, store=False,
+                  session.generate_key, KeyType.GENERIC_SECRET, bits, store=keypolicy.on_token(),
                   capabilities=SIGNS, mechanism=Mechanism.GENERIC_SECRET_KEY_GEN,
                   template={Attribute.SENSITIVE: False, Attribute.EXTRACTABLE: True})
     if key is None:
@@ -364,7 +365,8 @@ def test_generate_key_pair_ec_unclaimed_curve_is_refused_or_right(target, own_se
     def generate():
         domain = own_session.create_domain_parameters(
             KeyType.EC, {Attribute.EC_PARAMS: params}, local=True)
-        return domain.generate_keypair(store=False, capabilities=SIGNS)
+        return domain.generate_keypair(store=keypolicy.on_token(),
+                                       capabilities=keypolicy.usages(SIGNS))
 
     pair = attempt(what, claimed(target, "CKM_EC_KEY_PAIR_GEN", curves=curve_name), generate)
     if pair is None:

@@ -50,9 +50,9 @@ def vectors(file, hash_name, key_bits):
 
 
 @pytest.fixture(scope="module")
-def public_key(session):
+def public_key(target, session):
     """The module public key object for (n, e), imported once per module."""
-    made = {}
+    made = target.cache()
 
     def key(vector):
         n, e = int(vector["n"], 16), int(vector["e"], 16)

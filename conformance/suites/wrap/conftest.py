@@ -36,10 +36,10 @@ def created():
 
 
 @pytest.fixture(scope="module")
-def kek(session):
+def kek(target, session):
     """kek(bits, wrap=True, unwrap=True): the AES key with value kek_value(bits), imported once
     per module with CKA_WRAP and CKA_UNWRAP as given."""
-    made = {}
+    made = target.cache()
 
     def key(bits, wrap=True, unwrap=True):
         if (bits, wrap, unwrap) not in made:
@@ -55,10 +55,10 @@ def kek(session):
 
 
 @pytest.fixture(scope="module")
-def wrap_target(session):
+def wrap_target(target, session):
     """wrap_target(length, extractable=True): the secret key with value key_value(length)
     (CKK_AES for 16, 24 and 32 bytes, else CKK_GENERIC_SECRET), not sensitive."""
-    made = {}
+    made = target.cache()
 
     def key(length, extractable=True):
         if (length, extractable) not in made:
@@ -89,9 +89,9 @@ class ForeignRsa:
 
 
 @pytest.fixture(scope="module")
-def foreign_rsa(session):
+def foreign_rsa(target, session):
     """foreign_rsa(bits, wrap=True, unwrap=True) -> ForeignRsa, imported once per module."""
-    made = {}
+    made = target.cache()
 
     def pair(bits, wrap=True, unwrap=True):
         if (bits, wrap, unwrap) not in made:

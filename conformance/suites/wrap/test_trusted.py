@@ -128,7 +128,8 @@ class TrustedKeks:
         self.target, self.session = target, session
         self.stack = contextlib.ExitStack()
         self.child = self.so_session = None
-        self.made = {}  # bits -> (label, handle in the child, python-pkcs11 key)
+        # bits -> (label, handle in the child, python-pkcs11 key)
+        self.made = target.cache()
 
     def _so(self):
         token = self.target.vendor.token

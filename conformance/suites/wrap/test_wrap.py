@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from pkcs11 import Attribute, KeyType, MechanismFlag, ObjectClass
 from pkcs11.exceptions import PKCS11Error
 
+from conformance import keypolicy
 from conformance.interop import as_cryptography, ec_params, rsa_private
 from conformance.suite import returned
 
@@ -172,23 +173,24 @@ def test_wrap_aes_key_wrap_padding_round_trip_keeps_length(kek, wrap_target, cre
 # ---- Private keys (PKCS #8 PrivateKeyInfo) -------------------------------------------------
 
 @pytest.fixture(scope="module")
-def extractable_pairs(session):
+def extractable_pairs(target, session):
     """(public, private) key pairs made by the module with an extractable private key:
     RSA-2048 and EC P-256, once per module."""
-    made = {}
+    made = target.cache()
 
     def pair(kind):
         if kind not in made:
             private_template = {Attribute.EXTRACTABLE: True, Attribute.SENSITIVE: True}
-            capabilities = MechanismFlag.SIGN | MechanismFlag.VERIFY
+            capabilities = keypolicy.usages(MechanismFlag.SIGN | MechanismFlag.VERIFY)
             if kind == "rsa":
                 made[kind] = session.generate_keypair(
-                    KeyType.RSA, RSA_BITS, store=False, capabilities=capabilities,
+                    KeyType.RSA, RSA_BITS, store=keypolicy.on_token(), capabilities=capabilities,
                     private_template=private_template)
             else:
                 params = session.create_domain_parameters(
                     KeyType.EC, {Attribute.EC_PARAMS: ec_params(CURVE)}, local=True)
-                made[kind] = params.generate_keypair(store=False, capabilities=capabilities,
+                made[kind] = params.generate_keypair(store=keypolicy.on_token(),
+                                                     capabilities=capabilities,
                                                      private_template=private_template)
         return made[kind]
 
