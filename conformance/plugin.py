@@ -11,6 +11,7 @@ import contextlib
 import itertools
 import json
 import os
+import shutil
 import sys
 import tempfile
 import threading
@@ -27,6 +28,7 @@ from _pytest.reports import TestReport
 from . import __version__, allure_output, keypolicy, results
 from .loading import REFERENCE_VENDOR, ConfigError, load_vendor, profiles_in_effect
 from .model import Decision, Profile, Value, Vendor, decide, parameter_values
+from .provisioning import RUN_DIR_ENV
 from .target import Target, TargetError, open_target
 
 SUITES_DIR = Path(__file__).parent / "suites"
@@ -119,6 +121,13 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     if vendor_file and config.args_source != pytest.Config.ArgsSource.ARGS:
         config.args = [str(SUITES_DIR)]  # `pytest --vendor X` alone runs the whole suite
+    if not hasattr(config, "workerinput") and RUN_DIR_ENV not in os.environ:
+        # Every throwaway token of the run is made in here, and it is removed at the end,
+        # also what a crashed or stopped worker could not remove itself.
+        run_dir = tempfile.mkdtemp(prefix="pkcs11-conformance-run-")
+        os.environ[RUN_DIR_ENV] = run_dir
+        config.add_cleanup(lambda: shutil.rmtree(os.environ.pop(RUN_DIR_ENV, run_dir),
+                                                 ignore_errors=True))
     try:
         vendor = load_vendor(vendor_file or REFERENCE_VENDOR, config.getoption("module"))
         profiles = profiles_in_effect(vendor, config.getoption("profile"))

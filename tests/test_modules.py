@@ -6,8 +6,11 @@ a module missing on this machine as not run."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -121,6 +124,41 @@ def test_tpm2_runs_under_its_key_policy_across_reinitializations(tmp_path):
            if c["status"] != "SKIP" and "not claimed by vendor" not in c["message"]}
     assert len(ran) > 10 and set(ran.values()) <= {"PASS", "XFAIL"}, ran
     assert sum(s == "PASS" for s in ran.values()) >= 15, ran
+
+
+def _daemons_under(directory: Path) -> list[str]:
+    """Processes whose command line names a path in `directory` (the daemons get their
+    throwaway directory in their arguments: swtpm's state, dbus-daemon's config...)."""
+    found = subprocess.run(["pgrep", "-af", str(directory)], capture_output=True,
+                           text=True).stdout
+    return [line for line in found.splitlines() if "pgrep" not in line]
+
+
+def test_ctrl_c_stops_every_daemon_of_the_run(tmp_path):
+    """Ctrl-C in the middle of a run (SIGINT to its process group, as a terminal sends it)
+    leaves no daemon behind and no throwaway directory: tpm2 starts three per process.
+    The run's TMPDIR is this test's, so only its own daemons are counted."""
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    run_ = subprocess.Popen([*CLI, "run", str(TPM2), "--output", str(tmp_path), "-n", "2",
+                             "-q"], cwd=tmp_path, env={**os.environ, "TMPDIR": str(scratch)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while len(_daemons_under(scratch)) < 6 and time.monotonic() < deadline:
+            time.sleep(0.2)  # the controller's and a worker's daemons at least
+        assert len(_daemons_under(scratch)) >= 6, "the run never started its daemons"
+        os.killpg(run_.pid, signal.SIGINT)
+        run_.wait(60)
+    finally:
+        if run_.poll() is None:
+            os.killpg(run_.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while _daemons_under(scratch) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _daemons_under(scratch) == []
+    assert not list(scratch.glob("pkcs11-conformance-tpm2-*"))
 
 
 def test_missing_module_is_reported_as_not_run(tmp_path):

@@ -14,14 +14,14 @@ environment variables the vendor file names, and may give C_Initialize arguments
 from __future__ import annotations
 
 from ..model import Vendor
-from .base import ProvisioningError, Throwaway
+from .base import RUN_DIR_ENV, ProvisioningError, Throwaway
 from .nss import NSSDatabase
 from .opencryptoki import OpenCryptokiSwToken
 from .p11kit import P11KitServer
 from .softhsm2 import SoftHSM2Token
 from .tpm2 import Tpm2Token
 
-__all__ = ["KINDS", "ProvisioningError", "Throwaway", "provisioner"]
+__all__ = ["KINDS", "RUN_DIR_ENV", "ProvisioningError", "Throwaway", "provisioner"]
 
 KINDS: dict[str, type[Throwaway]] = {
     "softhsm2": SoftHSM2Token,

@@ -17,6 +17,9 @@ from pathlib import Path
 from ..model import TokenSpec
 
 PR_SET_PDEATHSIG = 1
+# The directory of the whole run (the pytest controller makes it and removes it at the
+# end): throwaway tokens are made in it, so none outlives the run.
+RUN_DIR_ENV = "PKCS11_CONFORMANCE_RUN_DIR"
 
 
 class ProvisioningError(Exception):
@@ -54,7 +57,8 @@ class Throwaway:
         absent = self.missing()
         if absent is not None:
             raise ProvisioningError(absent)
-        self.directory = Path(tempfile.mkdtemp(prefix=f"pkcs11-conformance-{self.kind}-"))
+        self.directory = Path(tempfile.mkdtemp(prefix=f"pkcs11-conformance-{self.kind}-",
+                                               dir=os.environ.get(RUN_DIR_ENV)))
         try:
             self.build(self.directory)
         except BaseException:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import os
+import secrets
 import socket
 import subprocess
 from pathlib import Path
@@ -23,7 +24,7 @@ BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Config
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
 <busconfig>
   <type>session</type>
-  <listen>unix:path={path}</listen>
+  <listen>{address}</listen>
   <auth>EXTERNAL</auth>
   <policy context="default">
     <allow send_destination="*" eavesdrop="true"/>
@@ -47,12 +48,15 @@ class Tpm2Token(Throwaway):
         for path in (state, store, home):
             path.mkdir()
         port = self._start_swtpm(swtpm, state, directory)
-        bus = directory / "bus"
-        config = directory / "bus.conf"
-        config.write_text(BUS_CONFIG.format(path=bus))
-        self.start([self.tool("dbus-daemon"), f"--config-file={config}", "--nofork"],
-                   "dbus-daemon", bus.exists, directory / "dbus.log")
-        os.environ["DBUS_SESSION_BUS_ADDRESS"] = f"unix:path={bus}"
+        # An abstract socket: a path under a long TMPDIR can exceed the 108 bytes a Unix
+        # socket name may have. The bus prints its address once it listens.
+        bus = f"unix:abstract=pkcs11-conformance-{secrets.token_hex(8)}"
+        config, log = directory / "bus.conf", directory / "dbus.log"
+        config.write_text(BUS_CONFIG.format(address=bus))
+        self.start([self.tool("dbus-daemon"), f"--config-file={config}", "--nofork",
+                    "--print-address=1"], "dbus-daemon",
+                   lambda: "abstract=" in log.read_text(errors="replace"), log)
+        os.environ["DBUS_SESSION_BUS_ADDRESS"] = bus
         self.start([self.tool("tpm2-abrmd"), "--session", "--allow-root",
                     f"--tcti=swtpm:host=127.0.0.1,port={port}", "--max-transients=100"],
                    "tpm2-abrmd", self._abrmd_on_bus, directory / "tpm2-abrmd.log")
