@@ -14,7 +14,7 @@ from typing import NoReturn
 
 from pkcs11 import Attribute
 
-from . import __version__, onboarding, provisioning, results
+from . import __version__, bench, onboarding, provisioning, results
 from .comparison import write_matrix
 from .loading import REFERENCE_VENDOR, ConfigError, load_vendor, profiles_in_effect
 from .plugin import SUITES_DIR
@@ -59,6 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     clean.add_argument("--module", metavar="PATH|NAME")
     clean.add_argument("--dry-run", action="store_true", help="list them, destroy nothing")
     onboarding.add_commands(commands)  # probe, modules, explain
+    bench.add_command(commands)
     report = commands.add_parser(
         "report", help="render reports from results files",
         description="Per-vendor reports (DIR/<vendor>/index.html, report.md); with several "
@@ -144,7 +145,7 @@ def _run(args: argparse.Namespace, pytest_args: list[str]) -> int:
                   f"(pytest exit code {code})", file=sys.stderr)
             worst = max(worst, USAGE_ERROR if code in (2, 4) else code or USAGE_ERROR)
             continue
-        document = results.load(results_file)
+        document = bench.attach(results.load(results_file), results_file)
         documents.append(document)
         for written in write_vendor_report(document, out):
             print(f"pkcs11-conformance: wrote {written}")
@@ -227,6 +228,8 @@ def main(argv: list[str] | None = None) -> int:
             return _run(args, pytest_args)
         if args.command == "clean":
             return _clean(args)
+        if args.command == "bench":
+            return bench.run(args)
         if args.command in onboarding.COMMANDS:
             return onboarding.run(args)
         return _report(args)

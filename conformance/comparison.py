@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import bench
 from .aggregate import (
     FAILED,
     PASSING,
@@ -232,6 +233,10 @@ def render_matrix_html(documents: Sequence[Document], profile: str | None = None
                               Cell("interop (required)", "num", header=True)], table,
                              css="zebra matrix")
                 + "</details>")
+    benches = {v: d["bench"] for v, d in docs.items() if d.get("bench")}
+    if benches:
+        body += bench.matrix_html(benches)
+        toc.append(("performance", "Performance"))
     title = "PKCS#11 interoperability matrix" + (f": {profile}" if profile else "")
     subtitle = (f"{len(docs)} vendors · suite {', '.join(suite)}"
                 + (f" · rows required by profile {profile}" if profile else ""))
@@ -305,6 +310,7 @@ def _matrix_markdown(docs: dict[str, Document], profile: str | None,
                           numeric=[len(docs) + 1])
     else:
         lines += ["", "(The rows do not fit a job summary: see matrix.html.)"]
+    lines += bench.matrix_markdown({v: d["bench"] for v, d in docs.items() if d.get("bench")})
     return "\n".join(lines) + "\n"
 
 

@@ -20,11 +20,13 @@ MODULE_ENV = "PKCS11_CONFORMANCE_MODULE"
 RESERVED_ENV = "PKCS11_CONFORMANCE_INIT_RESERVED"
 
 
-def loadable(module_path: str, reserved: str | None) -> str:
+def loadable(module_path: str, reserved: str | None, threads: bool = False) -> str:
     """The path python-pkcs11 should load for `module_path`: the module itself, or the
     forwarder set up (through this process's environment, which child processes
-    inherit) to initialize it with `reserved`."""
-    if reserved is None:
+    inherit) to initialize it with `reserved`, and with CKF_OS_LOCKING_OK: python-pkcs11
+    passes NULL, which tells a module it will not be called from several threads at once,
+    so `threads` (for the benchmark's concurrent sessions) also needs the forwarder."""
+    if reserved is None and not threads:
         return module_path
     try:
         exports_interface = hasattr(ctypes.CDLL(module_path), "C_GetInterface")
@@ -33,5 +35,8 @@ def loadable(module_path: str, reserved: str | None) -> str:
     options = ["-DFORWARD_INTERFACES"] if exports_interface else []
     forwarder = cbuild.build(SOURCE, cbuild.cache_directory(), options)
     os.environ[MODULE_ENV] = module_path
-    os.environ[RESERVED_ENV] = reserved
+    if reserved is None:
+        os.environ.pop(RESERVED_ENV, None)
+    else:
+        os.environ[RESERVED_ENV] = reserved
     return str(forwarder)

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from . import results
+from . import bench, results
 from .aggregate import (
     FAILED,
     PASSING,
@@ -219,6 +219,8 @@ def render_markdown(doc: Document) -> str:
     lines += md_table(["case", "status", "time"], [
         [f"`{md_cell(c['id'])}`", c["status"], f"{c['duration']:.3f} s"] for c in slowest(doc)],
         numeric=[2])
+    if doc.get("bench"):
+        lines += bench.markdown_section(doc["bench"])
     text = "\n".join(lines) + "\n"
     if len(text.encode()) > MARKDOWN_BUDGET:  # never break a job summary
         text = text.encode()[:MARKDOWN_BUDGET].decode(errors="ignore").rsplit("\n", 1)[0]
@@ -392,6 +394,9 @@ def render_html(doc: Document) -> str:
     toc = [("verdicts", "Verdicts"), ("areas", "Areas"), ("failures", "Failures"),
            ("deviations", "Known deviations"), ("skips", "Skips"),
            ("durations", "Durations"), ("rows", "By mechanism"), ("identity", "Identity")]
+    if doc.get("bench"):
+        body += bench.html_section(doc["bench"])
+        toc.append(("performance", "Performance"))
     return page(title, subtitle, body, toc)
 
 
@@ -410,7 +415,7 @@ def _load(paths: Sequence[Path]) -> list[tuple[Path, Document]]:
     loaded = []
     for path in paths:
         try:
-            loaded.append((path, results.load(path)))
+            loaded.append((path, bench.attach(results.load(path), path)))
         except (OSError, ValueError) as exc:
             raise ReportError(f"{path}: cannot read results: {exc}") from None
     return loaded

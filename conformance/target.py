@@ -165,9 +165,10 @@ class CurrentSession:
         return getattr(self._target.login_session(), name)
 
 
-def open_target(vendor: Vendor) -> Target:
+def open_target(vendor: Vendor, threads: bool = False) -> Target:
     """Provision the token if the vendor file says it is a throwaway, load the module,
-    find the token by label or URI."""
+    find the token by label or URI. `threads`: the module is told (CKF_OS_LOCKING_OK)
+    that it will be called from several threads."""
     throwaway = provisioner(vendor)
     if throwaway is not None:
         try:
@@ -177,7 +178,7 @@ def open_target(vendor: Vendor) -> Target:
     try:
         reserved = init_reserved(vendor, throwaway)
         try:
-            lib = pkcs11.lib(initargs.loadable(vendor.module.path, reserved))
+            lib = pkcs11.lib(initargs.loadable(vendor.module.path, reserved, threads))
         except BuildError as exc:
             raise TargetError(f"{vendor.source}: module.init_reserved: {exc}") from None
         except PKCS11Error as exc:
