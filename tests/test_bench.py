@@ -39,3 +39,16 @@ def test_bench_measures_each_claimed_operation_and_the_reports_show_it(tmp_path)
     report = (tmp_path / "out" / "softhsm2" / "report.md").read_text()
     assert "## Performance" in report and "| CKM_SHA256 · digest |" in report
     assert 'id="performance"' in (tmp_path / "out" / "softhsm2" / "index.html").read_text()
+    # With another vendor's results and bench beside them: the matrix compares the figures.
+    other = tmp_path / "nss"
+    other.mkdir()
+    for name in ("results.json", "bench.json"):
+        (other / name).write_text((REPO / "reports" / "nss" / name).read_text())
+    shown = subprocess.run([*CLI, "report", str(tmp_path / "softhsm2" / "results.json"),
+                            str(other / "results.json"), "-o", str(tmp_path / "out")],
+                           capture_output=True, text=True)
+    assert shown.returncode == 0, shown.stderr
+    matrix = (tmp_path / "out" / "matrix.md").read_text()
+    performance = matrix.split("## Performance (operations per second, one session)")[1]
+    assert "| operation | softhsm2 | nss |" in performance
+    assert "| CKM_SHA256 · digest |" in performance
