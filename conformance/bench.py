@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pkcs11
-from pkcs11 import MGF, Attribute, KeyType, ObjectClass
+from pkcs11 import MGF, Attribute, GCMParams, KeyType, ObjectClass
 from pkcs11.exceptions import PKCS11Error
 
 from . import __version__, keypolicy
@@ -160,6 +160,13 @@ def plan(vendor: Vendor, keys: Keys) -> Iterator[Item]:
         data = DATA if name in ECDSA_HASHED else _hash("sha256", DATA)
         for curve in [c for c in values(name, "curves") if c in curves]:
             yield from _sign_verify(name, {"curve": curve}, None, data, partial(keys.ec, curve))
+    if "CKM_EDDSA" in claims and "ed25519" in values("CKM_EC_EDWARDS_KEY_PAIR_GEN", "curves"):
+        yield from _sign_verify("CKM_EDDSA", {"curve": "ed25519"}, None, DATA,
+                                partial(keys.edwards, "ed25519"))
+    if "CKM_AES_CMAC" in claims:
+        for bits in [b for b in values("CKM_AES_CMAC") if b in aes_sizes][:1]:
+            yield from _sign_verify("CKM_AES_CMAC", {"key_bits": bits}, None, DATA,
+                                    partial(_both, keys.secret, KeyType.AES, bits))
     for name in sorted(HMACS & claims.keys()):
         for bits in values(name)[:1]:
             yield from _sign_verify(name, {"key_bits": bits}, None, DATA,
@@ -168,6 +175,12 @@ def plan(vendor: Vendor, keys: Keys) -> Iterator[Item]:
         iv = bytes(AES_MODES[name] or 0) or None
         for bits in [b for b in values(name) if b in aes_sizes]:
             yield from _encrypt_decrypt(name, {"key_bits": bits}, iv, DATA,
+                                        partial(_both, keys.secret, KeyType.AES, bits))
+    if "CKM_AES_GCM" in claims:
+        gcm = GCMParams(bytes(12), b"", 128)  # a fixed nonce: figures, not secrecy
+        for bits in [b for b in values("CKM_AES_GCM") if b in aes_sizes]:
+            yield from _encrypt_decrypt("CKM_AES_GCM", {"key_bits": bits, "tag_bits": 128},
+                                        gcm, DATA,
                                         partial(_both, keys.secret, KeyType.AES, bits))
     for name in ("CKM_RSA_PKCS", "CKM_RSA_PKCS_OAEP"):
         if name not in claims:

@@ -306,10 +306,12 @@ class Keys:
         def make() -> Any:
             params = self.session.create_domain_parameters(
                 KeyType.EC_EDWARDS, {Attribute.EC_PARAMS: ec_params(curve)}, local=True)
+            ident = f"conformance-ed-{curve}-{os.urandom(4).hex()}".encode()
             return params.generate_keypair(
                 store=keypolicy.on_token(),
                 capabilities=keypolicy.usages(MechanismFlag.VERIFY | MechanismFlag.SIGN),
-                mechanism=Mechanism.EC_EDWARDS_KEY_PAIR_GEN)
+                mechanism=Mechanism.EC_EDWARDS_KEY_PAIR_GEN,
+                public_template={Attribute.ID: ident}, private_template={Attribute.ID: ident})
         return self._once(("edwards", curve), make)
 
     def secret(self, key_type: KeyType, bits: int, extractable: bool = True) -> Any:
