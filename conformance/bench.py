@@ -38,11 +38,11 @@ FORMAT = "pkcs11-conformance-bench/1"
 DATA = bytes(range(256)) * 4  # 1 KiB: the input of digests, MACs and ciphers
 MGF1 = {name: getattr(MGF, name.upper().replace("-", "_")) for name in HASH_MECHANISMS}
 
-SHA2 = ("sha1", "sha224", "sha256", "sha384", "sha512")
+HASH_NAMES = ("sha1", "sha224", "sha256", "sha384", "sha512")
 # Hash-and-sign mechanisms and their hash (PSS parameters name it).
-RSA_PKCS_HASHED = {f"CKM_{h.upper()}_RSA_PKCS": h for h in SHA2}
-RSA_PSS_HASHED = {f"CKM_{h.upper()}_RSA_PKCS_PSS": h for h in SHA2}
-ECDSA_HASHED = {f"CKM_ECDSA_{h.upper()}": h for h in SHA2}
+RSA_PKCS_HASHED = {f"CKM_{h.upper()}_RSA_PKCS": h for h in HASH_NAMES}
+RSA_PSS_HASHED = {f"CKM_{h.upper()}_RSA_PKCS_PSS": h for h in HASH_NAMES}
+ECDSA_HASHED = {f"CKM_ECDSA_{h.upper()}": h for h in HASH_NAMES}
 HMACS = {"CKM_SHA_1_HMAC", "CKM_SHA224_HMAC", "CKM_SHA256_HMAC", "CKM_SHA384_HMAC",
          "CKM_SHA512_HMAC"}
 AES_MODES = {"CKM_AES_ECB": None, "CKM_AES_CBC": 16, "CKM_AES_CBC_PAD": 16}
