@@ -418,13 +418,17 @@ def _version(distribution: str) -> str:
     return version(distribution)
 
 
-def attach(results: dict[str, Any], path: Path) -> dict[str, Any]:
+def attach(results: dict[str, Any], path: Path, this_host_only: bool = False) -> dict[str, Any]:
     """The results document read from `path`, with the bench.json beside it (a `bench`
-    run into the same output directory) under "bench", for the reports."""
+    run into the same output directory) under "bench", for the reports. `run` passes
+    `this_host_only`: figures measured on another machine (say, committed ones) are not
+    shown beside a fresh run."""
     bench = path.parent / "bench.json"
     if bench.exists():
         document = json.loads(bench.read_text())
-        if document.get("format") == FORMAT:
+        host = document.get("run_info", {}).get("host", {}).get("platform")
+        if document.get("format") == FORMAT and (not this_host_only
+                                                 or host == platform.platform()):
             return {**results, "bench": document}
     return results
 

@@ -145,7 +145,7 @@ def _run(args: argparse.Namespace, pytest_args: list[str]) -> int:
                   f"(pytest exit code {code})", file=sys.stderr)
             worst = max(worst, USAGE_ERROR if code in (2, 4) else code or USAGE_ERROR)
             continue
-        document = bench.attach(results.load(results_file), results_file)
+        document = bench.attach(results.load(results_file), results_file, this_host_only=True)
         documents.append(document)
         for written in write_vendor_report(document, out):
             print(f"pkcs11-conformance: wrote {written}")
