@@ -11,7 +11,7 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from ..model import TokenSpec
@@ -119,10 +119,13 @@ class Throwaway:
                                     "on PATH")
         return found
 
-    def run(self, command: Sequence[str], what: str) -> str:
-        """Run a set-up command; its command line may carry PINs, so a failure reports
-        the tool's own output only."""
-        done = subprocess.run(list(command), capture_output=True, text=True, check=False)
+    def run(self, command: Sequence[str], what: str,
+            env: Mapping[str, str] | None = None) -> str:
+        """Run a set-up command (in `env`, else this process's environment); its command
+        line or environment may carry PINs, so a failure reports the tool's own output
+        only."""
+        done = subprocess.run(list(command), capture_output=True, text=True, check=False,
+                              env=None if env is None else dict(env))
         if done.returncode != 0:
             raise ProvisioningError(
                 f"provision: {self.kind}: {what} failed (exit {done.returncode}): "

@@ -15,7 +15,6 @@ from __future__ import annotations
 import ctypes
 import grp
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -61,13 +60,8 @@ class OpenCryptokiSwToken(Throwaway):
                    directory / "pkcsslotd.log")
         user_pin, so_pin = self.new_pins()
         # In a child, so this process loads the module only once, for the tests.
-        done = subprocess.run([sys.executable, "-c", INITIALIZE, self.module_path,
-                               self.token.label],
-                              env={**os.environ, "OCK_SO": so_pin, "OCK_USER": user_pin},
-                              capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            raise ProvisioningError(f"provision: {self.kind}: token initialization failed: "
-                                    f"{done.stderr.strip()[-2000:]}")
+        self.run([sys.executable, "-c", INITIALIZE, self.module_path, self.token.label],
+                 "token initialization", {**os.environ, "OCK_SO": so_pin, "OCK_USER": user_pin})
 
     def _private_paths(self, directory: Path) -> None:
         libc = ctypes.CDLL(None, use_errno=True)

@@ -68,16 +68,10 @@ class Tpm2Token(Throwaway):
         user_pin, so_pin = self.new_pins()
         # tpm2_ptool is a Python 3 program of the system's Python; HOME keeps its files here.
         env = {**os.environ, "HOME": str(home)}
-        for command, what in (
-                ([ptool, "init", f"--path={store}"], "tpm2_ptool init"),
-                ([ptool, "addtoken", "--pid=1", f"--sopin={so_pin}", f"--userpin={user_pin}",
-                  f"--label={self.token.label}", f"--path={store}"], "tpm2_ptool addtoken")):
-            done = subprocess.run(command, capture_output=True, text=True, env=env,
-                                  check=False)
-            if done.returncode != 0:
-                raise ProvisioningError(f"provision: {self.kind}: {what} failed "
-                                        f"(exit {done.returncode}): "
-                                        f"{(done.stderr or done.stdout).strip()[-2000:]}")
+        self.run([ptool, "init", f"--path={store}"], "tpm2_ptool init", env)
+        self.run([ptool, "addtoken", "--pid=1", f"--sopin={so_pin}", f"--userpin={user_pin}",
+                  f"--label={self.token.label}", f"--path={store}"], "tpm2_ptool addtoken",
+                 env)
 
     def _start_swtpm(self, swtpm: str, state: Path, directory: Path) -> int:
         """swtpm on a free port pair: ports are picked by binding port 0, so another
