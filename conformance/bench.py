@@ -8,7 +8,6 @@ error and the next one runs. Conformance is the suites' business.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import os
@@ -24,11 +23,20 @@ from pathlib import Path
 from typing import Any
 
 import pkcs11
-from pkcs11 import MGF, Attribute, GCMParams, KeyType, ObjectClass
+from pkcs11 import Attribute, GCMParams, KeyType, ObjectClass
 from pkcs11.exceptions import PKCS11Error
 
 from . import __version__, keypolicy
-from .interop import ALL_SECRET, HASH_MECHANISMS, Keys, ec_params, oaep_param
+from .interop import (
+    ALL_SECRET,
+    DIGEST_INFO,
+    Keys,
+    ec_params,
+    hash_len,
+    hash_of,
+    oaep_param,
+    pss_params,
+)
 from .loading import REFERENCE_VENDOR, load_vendor
 from .model import Vendor
 from .names import mechanism
@@ -36,7 +44,6 @@ from .target import Target, open_target
 
 FORMAT = "pkcs11-conformance-bench/1"
 DATA = bytes(range(256)) * 4  # 1 KiB: the input of digests, MACs and ciphers
-MGF1 = {name: getattr(MGF, name.upper().replace("-", "_")) for name in HASH_MECHANISMS}
 
 HASH_NAMES = ("sha1", "sha224", "sha256", "sha384", "sha512")
 # Hash-and-sign mechanisms and their hash (PSS parameters name it).
@@ -145,19 +152,19 @@ def plan(vendor: Vendor, keys: Keys) -> Iterator[Item]:
         hash_name = hashed or "sha256"
         if name in RSA_PSS_HASHED or name == "CKM_RSA_PKCS_PSS":
             hash_name = hashed or first_hash(name, "sha256")
-            param = (HASH_MECHANISMS[hash_name], MGF1[hash_name], _hash_len(hash_name))
-        data = DATA if hashed else _hash(hash_name, DATA)
+            param = pss_params(hash_name, hash_len(hash_name))
+        data = DATA if hashed else hash_of(hash_name, DATA)
         if name == "CKM_RSA_PKCS":
-            data = DIGEST_INFO_SHA256 + data
+            data = bytes.fromhex(DIGEST_INFO["sha256"]) + data
         for bits in [b for b in values(name) if b in rsa_sizes]:
-            if param and (bits - 1 + 7) // 8 < 2 * _hash_len(hash_name) + 2:
+            if param and (bits - 1 + 7) // 8 < 2 * hash_len(hash_name) + 2:
                 continue  # no room for a salt as long as the hash (RFC 8017 section 9.1.1)
             yield from _sign_verify(name, {"key_bits": bits}, param, data,
                                     partial(keys.rsa, bits))
     for name in sorted(claims):
         if name != "CKM_ECDSA" and name not in ECDSA_HASHED:
             continue
-        data = DATA if name in ECDSA_HASHED else _hash("sha256", DATA)
+        data = DATA if name in ECDSA_HASHED else hash_of("sha256", DATA)
         for curve in [c for c in values(name, "curves") if c in curves]:
             yield from _sign_verify(name, {"curve": curve}, None, data, partial(keys.ec, curve))
     if "CKM_EDDSA" in claims and "ed25519" in values("CKM_EC_EDWARDS_KEY_PAIR_GEN", "curves"):
@@ -240,17 +247,6 @@ def _generate_ec(curve: str, session: Any) -> Callable[[], object]:
 def _generate_aes(bits: int, session: Any) -> Callable[[], object]:
     return lambda: _destroyed((session.generate_key(KeyType.AES, bits,
                                                     store=keypolicy.on_token()),))
-
-
-DIGEST_INFO_SHA256 = bytes.fromhex("3031300d060960864801650304020105000420")
-
-
-def _hash(hash_name: str, data: bytes) -> bytes:
-    return hashlib.new(hash_name, data).digest()
-
-
-def _hash_len(hash_name: str) -> int:
-    return hashlib.new(hash_name).digest_size
 
 
 class BenchKeys(Keys):

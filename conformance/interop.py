@@ -166,6 +166,23 @@ def rsa_private(bits: int) -> rsa.RSAPrivateKey:
 # cryptography does OAEP with SHA-1 and SHA-2 only; for SHA-3 the encoding is done here
 # with hashlib over cryptography's raw RSA numbers.
 
+# MGF1 with the same hash (CK_RSA_PKCS_MGF_TYPE), for the PSS and OAEP parameters.
+MGF1 = {name: MGF[name.upper().replace("-", "_")] for name in HASH_MECHANISMS}
+# DER DigestInfo prefixes (RFC 8017 §9.2, note 1): CKM_RSA_PKCS signs DigestInfo as given.
+DIGEST_INFO = {
+    "sha1": "3021300906052b0e03021a05000414",
+    "sha224": "302d300d06096086480165030402040500041c",
+    "sha256": "3031300d060960864801650304020105000420",
+    "sha384": "3041300d060960864801650304020205000430",
+    "sha512": "3051300d060960864801650304020305000440",
+}
+
+
+def pss_params(hash_name: str, salt_length: int) -> tuple[Mechanism, MGF, int]:
+    """CK_RSA_PKCS_PSS_PARAMS: hashAlg, MGF1 with the same hash, sLen."""
+    return (HASH_MECHANISMS[hash_name], MGF1[hash_name], salt_length)
+
+
 def hash_len(hash_name: str) -> int:
     """hLen: the output size in bytes of the hash."""
     return HASHES[hash_name]().digest_size
@@ -179,7 +196,7 @@ def oaep_capacity(k: int, hash_name: str) -> int:
 def oaep_param(hash_name: str, label: bytes | None = None
                ) -> tuple[Mechanism, MGF, bytes | None]:
     """(hashAlg, mgf, source data) for CK_RSA_PKCS_OAEP_PARAMS, MGF1 over the same hash."""
-    return (HASH_MECHANISMS[hash_name], MGF[hash_name.upper().replace("-", "_")], label)
+    return (HASH_MECHANISMS[hash_name], MGF1[hash_name], label)
 
 
 def oaep_encrypt(public: rsa.RSAPublicKey, message: bytes, hash_name: str,
@@ -203,14 +220,15 @@ def _cryptography_oaep(hash_name: str, label: bytes) -> padding.OAEP:
     return padding.OAEP(padding.MGF1(algorithm), algorithm, label or None)
 
 
-def _hash(hash_name: str, data: bytes) -> bytes:
+def hash_of(hash_name: str, data: bytes) -> bytes:
+    """The hash value of `data` (hashlib: SHA-1, SHA-2 and SHA-3)."""
     return hashlib.new(hash_name.replace("-", "_"), data).digest()
 
 
 def _mgf1(hash_name: str, seed: bytes, length: int) -> bytes:
     out, counter = b"", 0
     while len(out) < length:
-        out += _hash(hash_name, seed + counter.to_bytes(4, "big"))
+        out += hash_of(hash_name, seed + counter.to_bytes(4, "big"))
         counter += 1
     return out[:length]
 
@@ -223,7 +241,7 @@ def _rfc8017_encrypt(public: rsa.RSAPublicKey, message: bytes, hash_name: str,
                      label: bytes) -> bytes:
     numbers, h_len = public.public_numbers(), hash_len(hash_name)
     k = (numbers.n.bit_length() + 7) // 8
-    db = (_hash(hash_name, label) + bytes(k - len(message) - 2 * h_len - 2) + b"\x01"
+    db = (hash_of(hash_name, label) + bytes(k - len(message) - 2 * h_len - 2) + b"\x01"
           + message)
     seed = os.urandom(h_len)
     masked_db = _xor(db, _mgf1(hash_name, seed, k - h_len - 1))
@@ -245,7 +263,7 @@ def _rfc8017_decrypt(private: rsa.RSAPrivateKey, ciphertext: bytes, hash_name: s
     db = _xor(masked_db, _mgf1(hash_name, seed, k - h_len - 1))
     rest = db[h_len:]
     start = rest.find(b"\x01")
-    if (encoded[0] != 0 or db[:h_len] != _hash(hash_name, label) or start < 0
+    if (encoded[0] != 0 or db[:h_len] != hash_of(hash_name, label) or start < 0
             or rest[:start].strip(b"\0")):
         raise ValueError("decoding error")
     return rest[start + 1:]

@@ -12,10 +12,16 @@ import pytest
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa, utils
-from pkcs11 import MGF, MechanismFlag
+from pkcs11 import MechanismFlag
 from pkcs11.exceptions import PKCS11Error
 
-from conformance.interop import HASH_MECHANISMS, HASHES, as_cryptography, import_public
+from conformance.interop import (
+    DIGEST_INFO,
+    HASHES,
+    as_cryptography,
+    import_public,
+    pss_params,
+)
 from conformance.names import mechanism
 from conformance.suites.sign.signing import (
     MESSAGE,
@@ -42,21 +48,6 @@ PSS = {
     "CKM_SHA3_256_RSA_PKCS_PSS": "sha3-256", "CKM_SHA3_384_RSA_PKCS_PSS": "sha3-384",
     "CKM_SHA3_512_RSA_PKCS_PSS": "sha3-512",
 }
-# MGF1 with the same hash (CK_RSA_PKCS_MGF_TYPE), for CK_RSA_PKCS_PSS_PARAMS.mgf.
-MGF1 = {
-    "sha1": MGF.SHA1, "sha224": MGF.SHA224, "sha256": MGF.SHA256, "sha384": MGF.SHA384,
-    "sha512": MGF.SHA512, "sha3-224": MGF.SHA3_224, "sha3-256": MGF.SHA3_256,
-    "sha3-384": MGF.SHA3_384, "sha3-512": MGF.SHA3_512,
-}
-# DER DigestInfo prefixes (RFC 8017 §9.2, note 1): CKM_RSA_PKCS signs DigestInfo as given.
-DIGEST_INFO = {
-    "sha1": "3021300906052b0e03021a05000414",
-    "sha224": "302d300d06096086480165030402040500041c",
-    "sha256": "3031300d060960864801650304020105000420",
-    "sha384": "3041300d060960864801650304020205000430",
-    "sha512": "3051300d060960864801650304020305000440",
-}
-
 RSA_KEYS = pytest.mark.mechanism("CKM_RSA_PKCS_KEY_PAIR_GEN")
 PARTS = pytest.mark.parametrize("parts", ["multi-part", "single-part"])
 DIGEST_INFO_HASH = pytest.mark.parametrize("digest_hash", sorted(DIGEST_INFO))
@@ -88,11 +79,6 @@ def assert_length(signature, key_bits, what):
     assert len(signature) == expected, (
         f"{what} must return a signature of the modulus length ({expected} bytes): "
         f"got {len(signature)} bytes")
-
-
-def pss_params(hash_name, salt_length):
-    """CK_RSA_PKCS_PSS_PARAMS: hashAlg, MGF1 with the same hash, sLen."""
-    return (HASH_MECHANISMS[hash_name], MGF1[hash_name], salt_length)
 
 
 def pss_fits(key_bits, hash_name, salt_length):

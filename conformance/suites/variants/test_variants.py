@@ -20,17 +20,20 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, utils
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-from pkcs11 import MGF, Attribute, KeyType, Mechanism, MechanismFlag, ObjectClass
+from pkcs11 import Attribute, KeyType, Mechanism, MechanismFlag, ObjectClass
 from pkcs11.exceptions import AttributeSensitive, PKCS11Error
 
 from conformance import keypolicy
 from conformance.interop import (
+    DIGEST_INFO,
     EC_CURVES,
     HASH_MECHANISMS,
     HASHES,
+    MGF1,
     as_cryptography,
     big,
     ec_params,
+    hash_len,
 )
 from conformance.names import mechanism
 from conformance.suite import returned
@@ -57,7 +60,6 @@ HMAC = {
     "CKM_SHA3_384_HMAC": "sha3_384", "CKM_SHA3_512_HMAC": "sha3_512",
 }
 # DER DigestInfo prefix for SHA-256 (RFC 8017 §9.2, note 1), for CKM_RSA_PKCS.
-SHA256_DIGEST_INFO = bytes.fromhex("3031300d060960864801650304020105000420")
 
 # Fixed lists of variants; what the vendor claims among them must simply work.
 RSA_MODULUS_BITS = [1536, 2560]
@@ -142,12 +144,7 @@ class CK_RSA_PKCS_PSS_PARAMS(ctypes.Structure):
 def pss_param(hash_name, mgf_hash, salt):
     """CK_RSA_PKCS_PSS_PARAMS in native layout (python-pkcs11 passes bytes unchanged, and
     builds the structure itself only for SHA-1 and SHA-2 mechanisms)."""
-    mgf = MGF[mgf_hash.upper().replace("-", "_")]
-    return bytes(CK_RSA_PKCS_PSS_PARAMS(HASH_MECHANISMS[hash_name], mgf, salt))
-
-
-def hash_len(hash_name):
-    return HASHES[hash_name]().digest_size
+    return bytes(CK_RSA_PKCS_PSS_PARAMS(HASH_MECHANISMS[hash_name], MGF1[mgf_hash], salt))
 
 
 def digest(hash_name, data):
@@ -284,7 +281,7 @@ def test_generate_key_pair_rsa_unclaimed_size_is_refused_or_right(target, sessio
         got = int.from_bytes(public[Attribute.MODULUS], "big").bit_length()
         assert got == modulus_bits, (
             f"{what} succeeded, so CKA_MODULUS must have {modulus_bits} bits: it has {got}")
-        data = SHA256_DIGEST_INFO + digest("sha256", MESSAGE)
+        data = bytes.fromhex(DIGEST_INFO["sha256"]) + digest("sha256", MESSAGE)
         signature = attempt(f"C_Sign(CKM_RSA_PKCS) with the {modulus_bits}-bit key", claim,
                             private.sign, data, mechanism=Mechanism.RSA_PKCS)
         if signature is None:

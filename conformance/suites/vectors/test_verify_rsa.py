@@ -12,10 +12,10 @@ e, or signature changed, or a malformed encoded message).
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
-from pkcs11 import MGF, MechanismFlag
+from pkcs11 import MechanismFlag
 from pkcs11.exceptions import PKCS11Error
 
-from conformance.interop import HASH_MECHANISMS, import_public
+from conformance.interop import HASH_MECHANISMS, MGF1, import_public
 from conformance.names import mechanism
 from conformance.suite import not_applicable, returned
 
@@ -32,8 +32,6 @@ PSS = {"CKM_SHA1_RSA_PKCS_PSS": "sha1", "CKM_SHA224_RSA_PKCS_PSS": "sha224",
        "CKM_SHA512_RSA_PKCS_PSS": "sha512"}
 SHA_ALG = {"sha1": "SHA1", "sha224": "SHA224", "sha256": "SHA256", "sha384": "SHA384",
            "sha512": "SHA512"}
-MGF1 = {"sha1": MGF.SHA1, "sha224": MGF.SHA224, "sha256": MGF.SHA256, "sha384": MGF.SHA384,
-        "sha512": MGF.SHA512}
 PSS_SALT_BYTES = 10  # "# Salt len: 10" in SigVerPSS_186-3.rsp; every SaltVal has 10 bytes
 
 # Only C_CreateObject is marked, as the prerequisite every case needs: the function under
