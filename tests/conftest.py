@@ -18,6 +18,16 @@ assert Path(SOFTHSM2).is_file() and shutil.which("softhsm2-util"), (
     "SoftHSM2 is required for the project's tests: apt-get install softhsm2")
 
 
+def private_softhsm2(directory: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Point SoftHSM2 (SOFTHSM2_CONF) at a token directory of the test's own in
+    `directory`, before any module load; tokens are then made with softhsm2-util."""
+    (directory / "tokens").mkdir()
+    conf = directory / "softhsm2.conf"
+    conf.write_text(f"directories.tokendir = {directory / 'tokens'}\n"
+                    "objectstore.backend = file\nlog.level = ERROR\n")
+    monkeypatch.setenv("SOFTHSM2_CONF", str(conf))
+
+
 @pytest.fixture
 def write(tmp_path):
     """Write a dedented text file under tmp_path and return its path."""

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import SOFTHSM2
+from conftest import SOFTHSM2, private_softhsm2
 
 from conformance import modules, probe, uri
 from conformance import raw as ck
@@ -214,11 +214,7 @@ def test_modules_command_lists_them(user_modules):
 @pytest.fixture
 def standing(tmp_path, monkeypatch):
     """A private SoftHSM2 token directory with one initialized token, 'standing'."""
-    conf = tmp_path / "softhsm2.conf"
-    (tmp_path / "tokens").mkdir()
-    conf.write_text(f"directories.tokendir = {tmp_path / 'tokens'}\n"
-                    "objectstore.backend = file\nlog.level = ERROR\n")
-    monkeypatch.setenv("SOFTHSM2_CONF", str(conf))
+    private_softhsm2(tmp_path, monkeypatch)
     init_token("standing")
     return tmp_path
 

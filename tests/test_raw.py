@@ -13,7 +13,6 @@ import ctypes.util
 import hashlib
 import multiprocessing
 import pickle
-import shutil
 import subprocess
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -22,10 +21,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from conftest import SOFTHSM2, private_softhsm2
 
 from conformance import raw
 
-SOFTHSM2 = "/usr/lib/softhsm/libsofthsm2.so"
 LABEL = "raw-layer"
 USER_PIN = b"1234"
 SO_PIN = b"12345678"
@@ -46,15 +45,7 @@ class Token:
 @pytest.fixture
 def token(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Token:
     """A fresh SoftHSM2 token in tmp_path; SOFTHSM2_CONF is set before any load."""
-    if not Path(SOFTHSM2).exists() or shutil.which("softhsm2-util") is None:
-        pytest.skip(f"SoftHSM2 is not installed ({SOFTHSM2}, softhsm2-util)")
-    tokens = tmp_path / "tokens"
-    tokens.mkdir()
-    conf = tmp_path / "softhsm2.conf"
-    conf.write_text(
-        f"directories.tokendir = {tokens}\nobjectstore.backend = file\nlog.level = ERROR\n"
-    )
-    monkeypatch.setenv("SOFTHSM2_CONF", str(conf))
+    private_softhsm2(tmp_path, monkeypatch)
     subprocess.run(
         [
             "softhsm2-util",

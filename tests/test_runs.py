@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, SOFTHSM2
+from conftest import REPO, SOFTHSM2, private_softhsm2
 
 CLI = [sys.executable, "-m", "conformance.cli"]
 
@@ -82,11 +82,7 @@ def test_plugin_and_cli_produce_the_same_results(reference_run, tmp_path):
 @pytest.fixture
 def standing_token(tmp_path, monkeypatch):
     """A SoftHSM2 token that is not a throwaway (the suite must not initialize it)."""
-    conf = tmp_path / "softhsm2.conf"
-    (tmp_path / "tokens").mkdir()
-    conf.write_text(f"directories.tokendir = {tmp_path / 'tokens'}\n"
-                    "objectstore.backend = file\nlog.level = ERROR\n")
-    monkeypatch.setenv("SOFTHSM2_CONF", str(conf))
+    private_softhsm2(tmp_path, monkeypatch)
     subprocess.run(["softhsm2-util", "--init-token", "--free", "--label", "standing",
                     "--so-pin", "so-secret-4711", "--pin", "user-secret-4711"],
                    check=True, capture_output=True)
