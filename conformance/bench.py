@@ -27,7 +27,7 @@ from pkcs11 import Attribute, GCMParams, KeyType, ObjectClass
 from pkcs11.exceptions import PKCS11Error
 
 from . import __version__, keypolicy
-from .interop import (
+from .crosscheck import (
     ALL_SECRET,
     DIGEST_INFO,
     Keys,

@@ -10,7 +10,7 @@ import argparse
 import subprocess
 import sys
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from pkcs11 import Attribute
 
@@ -50,6 +50,16 @@ def _parser() -> argparse.ArgumentParser:
                      help="load this module build (or p11-kit module) instead")
     run.add_argument("--output", metavar="DIR", default="reports", type=Path,
                      help="where results and reports go (default: reports/)")
+    interop = commands.add_parser(
+        "interop", help="keys and data between modules, and each module with its clients",
+        description="Pairwise over the modules given (signatures, ciphertexts, wrapped keys "
+                    "and public keys made in one and used in the other, both ways), and each "
+                    "module with pkcs11-tool, p11tool and OpenSSL's engine, including a root "
+                    "certificate ceremony. Writes DIR/interop/results.json, report.md and "
+                    "index.html. Options not listed here go to pytest.")
+    interop.add_argument("vendors", nargs="+", metavar="VENDOR.yaml")
+    interop.add_argument("--output", metavar="DIR", default="reports", type=Path,
+                         help="where results and the report go (default: reports/)")
     clean = commands.add_parser(
         "clean", help="remove the token objects an interrupted run left behind",
         description="Destroy the token objects whose CKA_LABEL starts with "
@@ -87,7 +97,8 @@ def _split(argv: list[str]) -> tuple[list[str], list[str]]:
             ours += argv[index:index + 2]
             index += 2
             continue
-        if arg.split("=")[0] in known or arg.endswith((".yaml", ".yml")) or arg == "run":
+        if arg.split("=")[0] in known or arg.endswith((".yaml", ".yml")) or (
+                index == 0 and arg in ("run", "interop")):
             ours.append(arg)
         else:
             pytest_args.append(arg)
@@ -127,15 +138,7 @@ def _run(args: argparse.Namespace, pytest_args: list[str]) -> int:
             command += ["--profile", profile]
         if args.module:
             command += ["--module", args.module]
-        if not any(a.startswith(("-n", "--numprocesses", "--dist")) or a == "no:xdist"
-                   for a in pytest_args):
-            # One worker process by default: a module that crashes or hangs then costs
-            # one test (CRASH or TIMEOUT), not the whole run.
-            command += ["-n", "1"]
-        if not any(a.startswith("--max-worker-restart") for a in pytest_args):
-            # xdist stops the run after 4 crashed workers per process by default; a module
-            # that crashes in many tests must still get every other test run.
-            command += ["--max-worker-restart", "100000"]
+        command += _xdist_defaults(pytest_args)
         print(f"pkcs11-conformance: running {vendor.id} ({path})", flush=True)
         if results_file.exists():
             results_file.unlink()  # never report a previous run's results as this one's
@@ -152,8 +155,12 @@ def _run(args: argparse.Namespace, pytest_args: list[str]) -> int:
         worst = max(worst, _outcome(document))
         verdicts[vendor.id] = results.verdict_lines(document["verdicts"])
     if len(vendor_files) > 1 and documents:
+        interop_code, interop = _interop([path for path, _ in checked], args.output,
+                                         pytest_args)
+        worst = max(worst, interop_code)
         for written in write_matrix(documents, args.output, args.profile[0] if args.profile
-                                    and len(args.profile) == 1 else None, None, not_run):
+                                    and len(args.profile) == 1 else None, None, not_run,
+                                    interop):
             print(f"pkcs11-conformance: wrote {written}")
     for _, vendor in checked:
         if vendor.id in verdicts:
@@ -161,6 +168,47 @@ def _run(args: argparse.Namespace, pytest_args: list[str]) -> int:
             for line in verdicts[vendor.id] or ["no profiles declared"]:
                 print(f"  {line}")
     return max(worst, 1) if not_run else worst
+
+
+def _xdist_defaults(pytest_args: list[str]) -> list[str]:
+    """One worker process by default: a module that crashes or hangs then costs one test
+    (CRASH or TIMEOUT), not the whole run; and xdist must not give up after 4 crashed
+    workers, so a module that crashes in many tests still gets every other test run."""
+    added = []
+    if not any(a.startswith(("-n", "--numprocesses", "--dist")) or a == "no:xdist"
+               for a in pytest_args):
+        added += ["-n", "1"]
+    if not any(a.startswith("--max-worker-restart") for a in pytest_args):
+        added += ["--max-worker-restart", "100000"]
+    return added
+
+
+def _interop(vendor_files: list[Path], output: Path, pytest_args: list[str]
+             ) -> tuple[int, dict[str, Any] | None]:
+    """The interop run over `vendor_files`: (exit code, its results document)."""
+    from .interop.report import matrix_lines, write_interop_report
+
+    results_file = output / "interop" / "results.json"
+    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider",
+               "--interop-results", str(results_file)]
+    for path in vendor_files:
+        command += ["--interop", str(path)]
+    print(f"pkcs11-conformance: interop between {', '.join(p.stem for p in vendor_files)}",
+          flush=True)
+    if results_file.exists():
+        results_file.unlink()
+    code = subprocess.call(command + _xdist_defaults(pytest_args) + pytest_args)
+    if not results_file.exists():
+        print(f"pkcs11-conformance: interop: no results written (pytest exit code {code})",
+              file=sys.stderr)
+        return (USAGE_ERROR if code in (2, 4) else code or USAGE_ERROR), None
+    document = results.load(results_file)
+    for written in write_interop_report(document, output / "interop"):
+        print(f"pkcs11-conformance: wrote {written}")
+    print()
+    for line in matrix_lines(document):
+        print(line)
+    return _outcome(document), document
 
 
 def _outcome(document: dict[str, object]) -> int:
@@ -218,7 +266,7 @@ def _report(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = _parser()
-    if argv[:1] == ["run"] and not {"-h", "--help"} & set(argv):
+    if argv[:1] in (["run"], ["interop"]) and not {"-h", "--help"} & set(argv):
         ours, pytest_args = _split(argv)
         args = parser.parse_args(ours)
     else:
@@ -226,6 +274,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "run":
             return _run(args, pytest_args)
+        if args.command == "interop":
+            for path in args.vendors:  # every file is checked before anything runs
+                try:
+                    load_vendor(Path(path))
+                except ConfigError as exc:  # with several, a module not here is "not run"
+                    if len(args.vendors) == 1 or exc.key != "module.path":
+                        raise
+            return _interop([Path(v) for v in args.vendors], args.output, pytest_args)[0]
         if args.command == "clean":
             return _clean(args)
         if args.command == "bench":

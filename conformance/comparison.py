@@ -331,12 +331,25 @@ def render_matrix_markdown(documents: Sequence[Document], profile: str | None = 
 
 def write_matrix(documents: Sequence[Document], output: Path, profile: str | None = None,
                  versions: dict[str, str] | None = None,
-                 not_run: dict[str, str] | None = None) -> list[Path]:
-    """The matrix over `documents`; `not_run` lists vendors that did not run, with why."""
+                 not_run: dict[str, str] | None = None,
+                 interop: Document | None = None) -> list[Path]:
+    """The matrix over `documents`; `not_run` lists vendors that did not run, with why;
+    `interop` (the results of an interop run, whose report is in OUTPUT/interop/) adds
+    the pairwise matrix and the clients table."""
+    from .interop.report import pairwise_html, pairwise_markdown
+
     output.mkdir(parents=True, exist_ok=True)
     written = [output / "matrix.md", output / "matrix.html"]
-    written[0].write_text(render_matrix_markdown(documents, profile, versions, not_run))
-    written[1].write_text(render_matrix_html(documents, profile, versions, not_run))
+    markdown = render_matrix_markdown(documents, profile, versions, not_run)
+    html = render_matrix_html(documents, profile, versions, not_run)
+    if interop is not None:
+        markdown += "\n## Pairwise interoperability\n\n" + "\n".join(
+            pairwise_markdown(interop, "interop/")) + "\n"
+        section = '<h2 id="pairwise">Pairwise interoperability</h2>' + "".join(
+            pairwise_html(interop, "interop/"))
+        html = html.replace("</main>", section + "</main>", 1)
+    written[0].write_text(markdown)
+    written[1].write_text(html)
     return written
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from .interop import Keys
+from .crosscheck import Keys
 from .isolation import RawModule, raw_module
 from .model import Profile
 from .plugin import RUN

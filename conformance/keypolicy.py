@@ -10,6 +10,8 @@ private key that may not sign) are skipped, with the vendor's declaration as the
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -30,6 +32,18 @@ def use(policy: KeyPolicy) -> None:
     """Set the policy of this process (the plugin does, from the vendor file)."""
     global _policy
     _policy = policy
+
+
+@contextmanager
+def applied(policy: KeyPolicy) -> Iterator[None]:
+    """The policy of one module while keys are made on it, in a process that drives
+    several modules (interop runs)."""
+    global _policy
+    before, _policy = _policy, policy
+    try:
+        yield
+    finally:
+        _policy = before
 
 
 def on_token() -> bool:

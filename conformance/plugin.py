@@ -33,6 +33,8 @@ from .target import Target, TargetError, open_target
 
 SUITES_DIR = Path(__file__).parent / "suites"
 PAYLOAD = "pkcs11_conformance"
+# Known deviations for these areas are matched in interop runs (conformance.interop).
+INTEROP_AREAS = ("pairwise/", "clients/")
 TIMEOUTS_ENV = "PKCS11_CONFORMANCE_TIMEOUTS"  # key of the case metadata carried in user_properties
 
 # Parametrized fixtures whose values come from claims and profiles, by parameter name.
@@ -121,13 +123,7 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     if vendor_file and config.args_source != pytest.Config.ArgsSource.ARGS:
         config.args = [str(SUITES_DIR)]  # `pytest --vendor X` alone runs the whole suite
-    if not hasattr(config, "workerinput") and RUN_DIR_ENV not in os.environ:
-        # Every throwaway token of the run is made in here, and it is removed at the end,
-        # also what a crashed or stopped worker could not remove itself.
-        run_dir = tempfile.mkdtemp(prefix="pkcs11-conformance-run-")
-        os.environ[RUN_DIR_ENV] = run_dir
-        config.add_cleanup(lambda: shutil.rmtree(os.environ.pop(RUN_DIR_ENV, run_dir),
-                                                 ignore_errors=True))
+    make_run_dir(config)
     try:
         vendor = load_vendor(vendor_file or REFERENCE_VENDOR, config.getoption("module"))
         profiles = profiles_in_effect(vendor, config.getoption("profile"))
@@ -142,12 +138,7 @@ def pytest_configure(config: pytest.Config) -> None:
         pytest.exit(f"pkcs11-conformance: {exc}", returncode=2)
     results_path = config.getoption("results") or f"reports/{vendor.id}/results.json"
     config.stash[RUN] = Run(vendor, profiles, target, Path(results_path), time.time())
-    if not hasattr(config, "workerinput"):
-        # Where a worker notes the test it stops for taking too long; workers inherit it.
-        handle, name = tempfile.mkstemp(prefix="pkcs11-conformance-timeouts-")
-        os.close(handle)
-        os.environ[TIMEOUTS_ENV] = name
-    config.pluginmanager.register(Watchdog(vendor.timeout), "pkcs11-conformance-watchdog")
+    watch_time(config, vendor.timeout)
     keypolicy.use(vendor.keys)
     if vendor.keys.reinitialize_every:
         config.pluginmanager.register(Reinitializer(target, vendor.keys.reinitialize_every),
@@ -163,13 +154,36 @@ def pytest_configure(config: pytest.Config) -> None:
         config.add_cleanup(lambda: allure_commons.plugin_manager.unregister(allure))
 
 
+def make_run_dir(config: pytest.Config) -> None:
+    """The directory every throwaway token of the run is made in, removed at the end with
+    what a crashed or stopped worker could not remove itself (the controller makes it,
+    the workers inherit it)."""
+    if not hasattr(config, "workerinput") and RUN_DIR_ENV not in os.environ:
+        run_dir = tempfile.mkdtemp(prefix="pkcs11-conformance-run-")
+        os.environ[RUN_DIR_ENV] = run_dir
+        config.add_cleanup(lambda: shutil.rmtree(os.environ.pop(RUN_DIR_ENV, run_dir),
+                                                 ignore_errors=True))
+
+
+def watch_time(config: pytest.Config, limit: float) -> None:
+    """A per-test time limit in every process that runs tests; the controller makes the
+    file where a worker notes the test it stops for taking too long (workers inherit it)."""
+    if not hasattr(config, "workerinput"):
+        handle, name = tempfile.mkstemp(prefix="pkcs11-conformance-timeouts-")
+        os.close(handle)
+        os.environ[TIMEOUTS_ENV] = name
+
+        def forget() -> None:
+            with contextlib.suppress(OSError):
+                os.unlink(os.environ.pop(TIMEOUTS_ENV, ""))
+        config.add_cleanup(forget)
+    config.pluginmanager.register(Watchdog(limit), "pkcs11-conformance-watchdog")
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     run = config.stash.get(RUN, None)
     if run is not None:
         run.target.close()
-        if not hasattr(config, "workerinput"):
-            with contextlib.suppress(OSError):
-                os.unlink(os.environ.pop(TIMEOUTS_ENV, ""))
 
 
 def _stop_hung_test(nodeid: str, limit: float) -> None:
@@ -335,7 +349,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 strict=True,
                 reason=f"known deviation: {decision.deviation.reason} ({decision.deviation.url})"))
     for deviation in run.vendor.known_deviations:
-        if deviation.test not in matched:
+        if deviation.test not in matched and not deviation.test.startswith(INTEROP_AREAS):
             warnings.warn(pytest.PytestWarning(
                 f"{run.vendor.source}: known_deviations: {deviation.test!r} matches no test"),
                 stacklevel=1)

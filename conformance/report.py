@@ -426,6 +426,7 @@ def write_reports(paths: Sequence[Path], output: Path, profile: str | None = Non
     """Per-vendor reports in OUTPUT/<vendor>/, and with more than one results file the
     comparison matrix (OUTPUT/matrix.html, OUTPUT/matrix.md)."""
     from .comparison import write_matrix
+    from .interop.report import is_interop, write_interop_report
 
     loaded = _load(paths)
     by_vendor: dict[str, Path] = {}
@@ -447,13 +448,20 @@ def write_reports(paths: Sequence[Path], output: Path, profile: str | None = Non
             raise ReportError(f"--profile {profile}: no results file was judged against it "
                               f"(profiles judged: {', '.join(sorted(judged)) or 'none'})")
     written = []
+    interop = None
+    vendors = []
     for _, document in loaded:
+        if is_interop(document):  # a run between modules: its own report, a matrix section
+            interop = document
+            written += write_interop_report(document, output / "interop")
+            continue
+        vendors.append(document)
         vendor = document["run_info"]["vendor"]["id"]
         shown = document if profile is None else _only_profile(document, profile)
         written += write_vendor_report(shown, output / vendor)
-    if len(loaded) > 1:
-        written += write_matrix([d for _, d in loaded], output, profile,
-                                versions if mixed else None)
+    if len(vendors) > 1:
+        written += write_matrix(vendors, output, profile, versions if mixed else None,
+                                interop=interop)
     return written
 
 

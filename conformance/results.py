@@ -49,7 +49,7 @@ def _git_sha() -> str | None:
     return done.stdout.strip() or None if done.returncode == 0 else None
 
 
-def _shown(path: Path) -> str:
+def shown(path: Path) -> str:
     """A path as a reader of the report wants it: relative to the working directory or
     the package when under it, so results do not carry one machine's layout."""
     for base in (Path.cwd(), Path(__file__).resolve().parent.parent):
@@ -64,15 +64,28 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _iso(moment: float) -> str:
+def iso(moment: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(moment))
+
+
+def suite_info() -> dict[str, Any]:
+    return {"version": __version__, "git_sha": _git_sha()}
+
+
+def host_info() -> dict[str, str]:
+    return {"platform": platform.platform(), "machine": platform.machine(),
+            "python": sys.version.split()[0]}
+
+
+def shown_arguments(args: Iterable[str]) -> list[str]:
+    return [shown(Path(a)) if os.path.exists(a) else a for a in args]
 
 
 def run_info(vendor: Vendor, profiles: Sequence[Profile], target: dict[str, Any],
              started: float, args: Iterable[str]) -> dict[str, Any]:
     return {
-        "suite": {"version": __version__, "git_sha": _git_sha()},
-        "vendor": {"id": vendor.id, "title": vendor.title, "file": _shown(vendor.source),
+        "suite": suite_info(),
+        "vendor": {"id": vendor.id, "title": vendor.title, "file": shown(vendor.source),
                    "sha256": _sha256(vendor.source)},
         "profiles": [{
             "id": p.id, "title": p.title, "sha256": _sha256(p.source), "source": p.reference,
@@ -81,11 +94,10 @@ def run_info(vendor: Vendor, profiles: Sequence[Profile], target: dict[str, Any]
         } for p in profiles],
         **target,
         "bindings": binding_versions(),
-        "host": {"platform": platform.platform(), "machine": platform.machine(),
-                 "python": sys.version.split()[0]},
-        "arguments": [_shown(Path(a)) if os.path.exists(a) else a for a in args],
-        "start": _iso(started),
-        "end": _iso(time.time()),
+        "host": host_info(),
+        "arguments": shown_arguments(args),
+        "start": iso(started),
+        "end": iso(time.time()),
     }
 
 
@@ -181,6 +193,7 @@ def finish_records(cases: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
             "message": message, "applicable": applies,
             "spec": case["spec"], "known_deviation": case["known_deviation"],
             "duration": round(entry["duration"], 6),
+            **({"between": case["between"]} if "between" in case else {}),
         })
     return sorted(records, key=lambda r: r["id"])
 

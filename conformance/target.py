@@ -13,7 +13,7 @@ from pkcs11.exceptions import PinIncorrect, PKCS11Error
 
 from . import initargs, raw
 from .cbuild import BuildError
-from .interop import Keys
+from .crosscheck import Keys
 from .model import Vendor
 from .names import mechanism_name
 from .provisioning import ProvisioningError, Throwaway, provisioner

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pkcs11 import Attribute, GCMParams, KeyType, ObjectClass
 from pkcs11.exceptions import PKCS11Error
 
-from conformance.interop import Keys
+from conformance.crosscheck import Keys
 from conformance.names import mechanism
 from conformance.suite import returned
 from conformance.suites.encrypt.encryption import module_decrypt, module_encrypt, refuses

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from pkcs11 import Attribute, MechanismFlag
 from pkcs11.exceptions import PKCS11Error
 
-from conformance.interop import (
+from conformance.crosscheck import (
     HASH_MECHANISMS,
     as_cryptography,
     import_public,

@@ -14,7 +14,7 @@ from pkcs11 import Attribute, KeyType, Mechanism, MechanismFlag, ObjectClass
 from pkcs11.exceptions import AttributeSensitive
 
 from conformance import keypolicy
-from conformance.interop import EC_CURVES, ec_params, field_bytes
+from conformance.crosscheck import EC_CURVES, ec_params, field_bytes
 from conformance.suites.keygen.generation import Generated
 
 MESSAGE = b"pkcs11-conformance key generation check"

@@ -10,8 +10,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, utils
 from pkcs11 import Attribute, KeyType, MechanismFlag
 
 from conformance import keypolicy
-from conformance.interop import EC_CURVES, HASHES, as_cryptography, ec_params, field_bytes
-from conformance.interop import import_public as import_public_key
+from conformance.crosscheck import EC_CURVES, HASHES, as_cryptography, ec_params, field_bytes
+from conformance.crosscheck import import_public as import_public_key
 from conformance.suites.sign.signing import (
     MESSAGE,
     assert_aes_key_refused,

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa, utils
 from pkcs11 import MechanismFlag
 from pkcs11.exceptions import PKCS11Error
 
-from conformance.interop import (
+from conformance.crosscheck import (
     DIGEST_INFO,
     HASHES,
     as_cryptography,

@@ -24,7 +24,7 @@ from pkcs11 import Attribute, KeyType, Mechanism, MechanismFlag, ObjectClass
 from pkcs11.exceptions import AttributeSensitive, PKCS11Error
 
 from conformance import keypolicy
-from conformance.interop import (
+from conformance.crosscheck import (
     DIGEST_INFO,
     EC_CURVES,
     HASH_MECHANISMS,

@@ -3,7 +3,7 @@
 with raw CKM_ECDSA: the test hashes the message with the vector's hash and C_Verify gets
 that hash value and the signature as r || s.
 
-Each vector's public key (Qx, Qy) is imported with interop.import_public (a session
+Each vector's public key (Qx, Qy) is imported with crosscheck.import_public (a session
 object, destroyed after the vector). A case is one claimed curve; its vectors are all
 those of the `[P-<bits>,SHA-<n>]` groups of that curve (SHA-1, SHA-224, SHA-256, SHA-384
 and SHA-512), in file order: 15 per group, 75 per case, 15 valid and 60 invalid (message,
@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from pkcs11 import MechanismFlag
 from pkcs11.exceptions import PKCS11Error
 
-from conformance.interop import EC_CURVES, HASHES, field_bytes, import_public
+from conformance.crosscheck import EC_CURVES, HASHES, field_bytes, import_public
 from conformance.names import mechanism
 from conformance.suite import not_applicable, returned
 

@@ -3,7 +3,7 @@ RSASSA-PKCS1-v1_5 (SigVer15_186-3.rsp) and RSASSA-PSS (SigVerPSS_186-3.rsp, salt
 10 bytes, MGF1 with the signature's hash), as shipped in the `cryptography_vectors` package
 (asymmetric/RSA/FIPS_186-2).
 
-Each vector's public key (n of its group, its own e) is imported with interop.import_public
+Each vector's public key (n of its group, its own e) is imported with crosscheck.import_public
 (a session object, once per key per module). A case is one hash-and-sign mechanism and one
 claimed modulus size; its vectors are all those of the `[mod = <size>]` group with the
 mechanism's hash (SHAAlg), in file order: 18 per case, 3 valid and 15 invalid (message,
@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from pkcs11 import MechanismFlag
 from pkcs11.exceptions import PKCS11Error
 
-from conformance.interop import HASH_MECHANISMS, MGF1, import_public
+from conformance.crosscheck import HASH_MECHANISMS, MGF1, import_public
 from conformance.names import mechanism
 from conformance.suite import not_applicable, returned
 

@@ -10,7 +10,7 @@ import pytest
 from pkcs11 import Attribute, KeyType, MechanismFlag, ObjectClass
 from pkcs11.exceptions import PKCS11Error
 
-from conformance.interop import big, import_public, oaep_param, rsa_private
+from conformance.crosscheck import big, import_public, oaep_param, rsa_private
 from conformance.model import parameter_values
 from conformance.plugin import RUN
 from conformance.suite import returned

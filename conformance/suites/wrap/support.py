@@ -1,6 +1,6 @@
 """What the wrap suites share: known key values, the reference constructions of the AES key
 wrap mechanisms, and thin calls into C_WrapKey / C_UnwrapKey (RSA-OAEP and the cryptography
-RSA keys come from conformance.interop).
+RSA keys come from conformance.crosscheck).
 
 The module is not collected (no test_ prefix); conftest.py holds the fixtures.
 """

@@ -20,7 +20,7 @@ from pkcs11 import Attribute, KeyType, MechanismFlag, ObjectClass
 from pkcs11.exceptions import PKCS11Error
 
 from conformance import keypolicy
-from conformance.interop import as_cryptography, ec_params, rsa_private
+from conformance.crosscheck import as_cryptography, ec_params, rsa_private
 from conformance.suite import returned
 
 from .support import (

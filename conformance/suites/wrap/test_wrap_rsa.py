@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from pkcs11 import Attribute
 from pkcs11.exceptions import PKCS11Error
 
-from conformance.interop import (
+from conformance.crosscheck import (
     as_cryptography,
     oaep_capacity,
     oaep_decrypt,
