@@ -118,11 +118,19 @@ def record_crash(cases: dict[str, dict[str, Any]], nodeid: str, message: str,
     (TIMEOUT), with whatever metadata arrived before."""
     path, _, name = nodeid.partition("::")
     case_id = path.split("suites/", 1)[-1] + "::" + name
+    extra: dict[str, Any] = {}
+    if "interop/test_" in path:  # an interop case: its area and the modules it was between
+        area = Path(path).stem.removeprefix("test_")
+        case_id = f"{area}/{Path(path).name}::{name}"
+        ident = name.partition("[")[2].removesuffix("]")
+        extra["between"] = (ident.split("-CKM_")[0].split("->") if "->" in ident
+                            else [ident])
     entry = cases.setdefault(nodeid, {"case": {
         "id": case_id, "area": case_id.split("/")[0], "test": name.split("[")[0],
         "mechanisms": [], "functions": [], "objects": [], "parameters": {}, "spec": "",
         "requirement": "unknown", "required_by": [], "action": "run", "reason": "",
-        "expected_status": "PASS", "known_deviation": None}, "phases": {}, "duration": 0.0})
+        "expected_status": "PASS", "known_deviation": None, **extra}, "phases": {},
+        "duration": 0.0})
     entry["crash"] = message
     entry["timed_out"] = timed_out
 

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import importlib.util
 import json
 import shutil
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 SOFTHSM2 = "/usr/lib/softhsm/libsofthsm2.so"
@@ -26,6 +31,53 @@ def private_softhsm2(directory: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     conf.write_text(f"directories.tokendir = {directory / 'tokens'}\n"
                     "objectstore.backend = file\nlog.level = ERROR\n")
     monkeypatch.setenv("SOFTHSM2_CONF", str(conf))
+
+
+# ---- the fault-injecting module (faults/p11fault.c), for test_faults and test_interop ----
+
+def _load_builder():
+    spec = importlib.util.spec_from_file_location("p11fault_build", REPO / "faults" / "build.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@contextlib.contextmanager
+def locked(path: Path) -> Iterator[None]:
+    with path.open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@pytest.fixture(scope="session")
+def shared(tmp_path_factory, request) -> Path:
+    """A directory of this test run that every xdist worker sees: beside the workers'
+    temp directories, named after the run's id, so no other run's results are reused."""
+    workerinput = getattr(request.config, "workerinput", None)
+    if workerinput is None:
+        return tmp_path_factory.mktemp("p11fault")
+    directory = tmp_path_factory.getbasetemp().parent / f"p11fault-{workerinput['testrunuid']}"
+    directory.mkdir(exist_ok=True)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def fault_vendor(shared) -> Path:
+    """The vendor file of the fault module: SoftHSM2's claims, functions, profiles and
+    known deviations, with the freshly built module as module.path."""
+    library = _load_builder().build(shared)
+    vendor = yaml.safe_load((REPO / "vendors" / "softhsm2.yaml").read_text())
+    vendor.update(vendor="p11fault", title="p11fault over SoftHSM 2")
+    vendor["module"]["path"] = str(library)
+    path = shared / "p11fault.yaml"
+    with locked(shared / "p11fault.yaml.lock"):
+        path.write_text(yaml.safe_dump(vendor, sort_keys=False))
+    return path
+
 
 
 @pytest.fixture

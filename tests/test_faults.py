@@ -14,20 +14,17 @@ with a detection-rate line (tests/conftest.py).
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import importlib.util
 import json
 import os
 import re
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, SOFTHSM2
+from conftest import REPO, SOFTHSM2, locked
 
 SUITES = REPO / "conformance" / "suites"
 FAULT_SOURCE = REPO / "faults" / "p11fault.c"
@@ -78,36 +75,6 @@ FAULTS: dict[str, tuple[str, ...]] = {
 WHOLE_SUITE = [""]
 
 
-def _load_builder():
-    spec = importlib.util.spec_from_file_location("p11fault_build", REPO / "faults" / "build.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@contextlib.contextmanager
-def locked(path: Path) -> Iterator[None]:
-    with path.open("w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-@pytest.fixture(scope="session")
-def shared(tmp_path_factory, request) -> Path:
-    """A directory of this test run that every xdist worker sees: beside the workers'
-    temp directories, named after the run's id, so no other run's results are reused."""
-    workerinput = getattr(request.config, "workerinput", None)
-    if workerinput is None:
-        return tmp_path_factory.mktemp("p11fault")
-    directory = tmp_path_factory.getbasetemp().parent / f"p11fault-{workerinput['testrunuid']}"
-    directory.mkdir(exist_ok=True)
-    return directory
-
-
 def once(shared: Path, name: str, make: Callable[[], dict[str, str]]) -> dict[str, str]:
     """make() once per test run, whichever worker asks first; the others wait for it."""
     cache = shared / f"{name}.json"
@@ -136,20 +103,6 @@ def run_suite(vendor: Path, nodes: list[str], out: Path, fault: str | None) -> d
     cases = json.loads(results.read_text())["cases"]
     assert cases, f"the run on {vendor.name} (P11_FAULT={fault}) selected no case: {nodes}"
     return {case["id"]: case["status"] for case in cases}
-
-
-@pytest.fixture(scope="session")
-def fault_vendor(shared) -> Path:
-    """The vendor file of the fault module: SoftHSM2's claims, functions, profiles and
-    known deviations, with the freshly built module as module.path."""
-    library = _load_builder().build(shared)
-    vendor = yaml.safe_load((REPO / "vendors" / "softhsm2.yaml").read_text())
-    vendor.update(vendor="p11fault", title="p11fault over SoftHSM 2")
-    vendor["module"]["path"] = str(library)
-    path = shared / "p11fault.yaml"
-    with locked(shared / "p11fault.yaml.lock"):
-        path.write_text(yaml.safe_dump(vendor, sort_keys=False))
-    return path
 
 
 @pytest.fixture(scope="session")

@@ -43,6 +43,16 @@ def test_suite_test_cites_its_clause_and_marks_what_it_exercises(case, function,
         f"{case} must mark the functions, mechanisms or objects it exercises")
 
 
+@pytest.mark.parametrize("name", ["test_pairwise", "test_clients"])
+def test_interop_tests_cite_their_clause(name):
+    module = importlib.import_module(f"conformance.interop.{name}")
+    for test, function in sorted(vars(module).items()):
+        if test.startswith("test_") and inspect.isfunction(function):
+            clause = (inspect.getdoc(function) or "").split(":")[0]
+            assert clause.startswith("PKCS#11 v"), (
+                f"{name}.py::{test} must start its docstring with the spec clause it enforces")
+
+
 def test_github_workflow_is_valid():
     beside = Path(sys.executable).parent / "check-jsonschema"  # the venv's, unactivated
     tool = str(beside) if beside.exists() else shutil.which("check-jsonschema")

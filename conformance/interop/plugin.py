@@ -154,7 +154,8 @@ def _vendors(config: pytest.Config, files: list[Path]) -> tuple[dict[str, Vendor
                                                                  dict[str, str]]:
     """The vendor files, checked; with several, a module not installed here is "not run".
     Workers take the controller's list, so every process collects the same cases."""
-    vendors, not_run = {}, {}
+    vendors: dict[str, Vendor] = {}
+    not_run: dict[str, str] = {}
     chosen = json.loads(os.environ[VENDORS_ENV]) if not _controller(config) else None
     for path in files:
         try:
@@ -171,6 +172,14 @@ def _vendors(config: pytest.Config, files: list[Path]) -> tuple[dict[str, Vendor
         if missing and len(files) > 1:
             not_run[vendor.id] = f"{path}: token.{missing}"
             continue
+        twin = next((v for v in vendors.values()
+                     if os.path.realpath(v.module.path) == os.path.realpath(vendor.module.path)),
+                    None)
+        if twin is not None:  # dlopen gives the one instance, initialized for the first
+            pytest.exit(f"pkcs11-conformance: {path}: module.path: {vendor.module.path} is "
+                        f"also the module of vendor {twin.id}; a process loads a library "
+                        "once, so an interop run takes each module once (for two tokens of "
+                        "one module, give one vendor file a copy of the library)", returncode=2)
         if chosen is None or vendor.id in chosen:
             vendors[vendor.id] = vendor
     return vendors, not_run

@@ -55,13 +55,20 @@ class Tally:
 
     def text(self) -> str:
         if not self.ran:
-            return "not run" if not self.skipped else "nothing both claim"
+            return "not both claimed" if self.skipped else "—"
         parts = [f"{self.passed}/{self.ran} pass"]
         if self.failed:
             parts.append(f"{self.failed} fail")
         if self.deviations:
             parts.append(f"{self.deviations} known deviation")
         return ", ".join(parts)
+
+    def short(self) -> str:
+        """For the terminal: passed/ran, then F failed and X known deviations."""
+        if not self.ran:
+            return "-"
+        return " ".join([f"{self.passed}/{self.ran}"] + [f"{self.failed}F"] * bool(self.failed)
+                        + [f"{self.deviations}X"] * bool(self.deviations))
 
     def css(self) -> str:
         if not self.ran:
@@ -94,11 +101,11 @@ def matrix_lines(document: Document) -> list[str]:
     names = vendors(document)
     pairs = _tallies(document, PAIRWISE)
     width = max([len(n) for n in names] + [12])
-    lines = ["pairwise (row: made in; column: used in):",
-             " " * width + "  " + "  ".join(n.ljust(width) for n in names)]
+    lines = ["pairwise (row: made in; column: used in; passed/ran, F failed, X known "
+             "deviation):", " " * width + "  " + "  ".join(n.ljust(width) for n in names)]
     for a in names:
-        cells = ["-".ljust(width) if a == b else _pair_tally(pairs, (a, b)).text()[:width]
-                 .ljust(width) for b in names]
+        cells = [("" if a == b else _pair_tally(pairs, (a, b)).short()).ljust(width)
+                 for b in names]
         lines.append(a.ljust(width) + "  " + "  ".join(cells))
     clients = _tallies(document, CLIENTS)
     lines.append("clients:")

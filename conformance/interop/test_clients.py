@@ -222,7 +222,7 @@ def _hash_file(side: Side) -> Path:
 # ---- the checks -------------------------------------------------------------------------
 
 def test_pkcs11_tool_lists_and_signs(side: Side, variant: dict[str, Any]) -> None:
-    """RFC 7512 aside, PKCS#11 v2.40 sections 5.7 (C_FindObjects) and 5.11 (C_Sign) as OpenSC
+    """PKCS#11 v2.40 sections 5.7 (C_FindObjects) and 5.11 (C_Sign) as OpenSC
     pkcs11-tool uses them: it lists the suite's private key by CKA_ID and label, and signs
     with it (CKM_RSA_PKCS over a SHA-256 DigestInfo, or CKM_ECDSA over a SHA-256 hash);
     cryptography verifies the signature."""
@@ -249,7 +249,7 @@ def test_pkcs11_tool_lists_and_signs(side: Side, variant: dict[str, Any]) -> Non
 
 
 def test_p11tool_lists_exports_and_signs(side: Side, variant: dict[str, Any]) -> None:
-    """RFC 7512 (PKCS#11 URIs) and PKCS#11 v2.40 sections 5.7 and 5.11 as GnuTLS uses them:
+    """PKCS#11 v2.40 sections 5.7 and 5.11 and RFC 7512 (PKCS#11 URIs) as GnuTLS uses them:
     p11tool finds the suite's private key by a URI naming its token and CKA_ID, exports
     the public key equal to the one the suite reads, and signs and verifies with the key
     (--test-sign)."""
@@ -277,7 +277,7 @@ def test_p11tool_lists_exports_and_signs(side: Side, variant: dict[str, Any]) ->
 
 
 def test_openssl_engine_signs(side: Side, variant: dict[str, Any]) -> None:
-    """RFC 7512 and PKCS#11 v2.40 section 5.11 as OpenSSL's PKCS#11 engine uses them:
+    """PKCS#11 v2.40 section 5.11 and RFC 7512 as OpenSSL's PKCS#11 engine uses them:
     `openssl pkeyutl -sign` with the suite's private key, named by a PKCS#11 URI, signs a
     SHA-256 hash (PKCS#1 v1.5 over a DigestInfo, or ECDSA); cryptography verifies it."""
     public, _, ident = _token_key_pair(side, variant, None, "client")
