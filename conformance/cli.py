@@ -14,7 +14,7 @@ from typing import Any, NoReturn
 
 from pkcs11 import Attribute
 
-from . import __version__, bench, onboarding, provisioning, results
+from . import __version__, bench, onboarding, profile_cases, provisioning, results
 from .comparison import write_matrix
 from .loading import REFERENCE_VENDOR, ConfigError, load_vendor, profiles_in_effect
 from .plugin import SUITES_DIR
@@ -60,6 +60,18 @@ def _parser() -> argparse.ArgumentParser:
     interop.add_argument("vendors", nargs="+", metavar="VENDOR.yaml")
     interop.add_argument("--output", metavar="DIR", default="reports", type=Path,
                          help="where results and the report go (default: reports/)")
+    replay = commands.add_parser(
+        "replay", help="the OASIS Profiles test cases alone (BL-M-1, EXT-M-1, AUTH-M-1, "
+                       "CERT-M-1) and any of your own in that XML format",
+        description="Replay the official PKCS#11 Profiles v3.2 test cases and the given "
+                    "CASE.xml files against the vendor's module, comparing every answer "
+                    "under the permitted variations; results in DIR/<vendor>/. Options not "
+                    "listed here go to pytest.")
+    replay.add_argument("vendors", nargs="*", metavar="VENDOR.yaml")
+    replay.add_argument("--case", action="append", metavar="CASE.xml", type=Path, default=[],
+                        help="a test case of your own in the OASIS XML format (repeatable)")
+    replay.add_argument("--output", metavar="DIR", default="reports/profile-cases", type=Path,
+                        help="where results and reports go (default: %(default)s)")
     clean = commands.add_parser(
         "clean", help="remove the token objects an interrupted run left behind",
         description="Destroy the token objects whose CKA_LABEL starts with "
@@ -89,7 +101,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _split(argv: list[str]) -> tuple[list[str], list[str]]:
     """Our arguments, and the ones for pytest: vendor files end in .yaml or .yml."""
-    known = {"--profile", "--module", "--output"}
+    known = {"--profile", "--module", "--output", "--case"}
     ours, pytest_args, index = [], [], 0
     while index < len(argv):
         arg = argv[index]
@@ -98,7 +110,7 @@ def _split(argv: list[str]) -> tuple[list[str], list[str]]:
             index += 2
             continue
         if arg.split("=")[0] in known or arg.endswith((".yaml", ".yml")) or (
-                index == 0 and arg in ("run", "interop")):
+                index == 0 and arg in ("run", "interop", "replay")):
             ours.append(arg)
         else:
             pytest_args.append(arg)
@@ -106,7 +118,7 @@ def _split(argv: list[str]) -> tuple[list[str], list[str]]:
     return ours, pytest_args
 
 
-def _run(args: argparse.Namespace, pytest_args: list[str]) -> int:
+def _run(args: argparse.Namespace, pytest_args: list[str], suites: Path = SUITES_DIR) -> int:
     vendor_files = [Path(v) for v in args.vendors] or [REFERENCE_VENDOR]
     checked = []
     not_run: dict[str, str] = {}  # with several vendors: a module missing here is not run
@@ -132,7 +144,7 @@ def _run(args: argparse.Namespace, pytest_args: list[str]) -> int:
     for path, vendor in checked:
         out = args.output / vendor.id
         results_file = out / "results.json"
-        command = [sys.executable, "-m", "pytest", str(SUITES_DIR), "--vendor", str(path),
+        command = [sys.executable, "-m", "pytest", str(suites), "--vendor", str(path),
                    "--results", str(results_file), "-p", "no:cacheprovider"]
         for profile in args.profile or []:
             command += ["--profile", profile]
@@ -154,7 +166,7 @@ def _run(args: argparse.Namespace, pytest_args: list[str]) -> int:
             print(f"pkcs11-conformance: wrote {written}")
         worst = max(worst, _outcome(document))
         verdicts[vendor.id] = results.verdict_lines(document["verdicts"])
-    if len(vendor_files) > 1 and documents:
+    if len(vendor_files) > 1 and documents and suites == SUITES_DIR:
         interop_code, interop = _interop([path for path, _ in checked], args.output,
                                          pytest_args)
         worst = max(worst, interop_code)
@@ -266,7 +278,7 @@ def _report(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = _parser()
-    if argv[:1] in (["run"], ["interop"]) and not {"-h", "--help"} & set(argv):
+    if argv[:1] in (["run"], ["interop"], ["replay"]) and not {"-h", "--help"} & set(argv):
         ours, pytest_args = _split(argv)
         args = parser.parse_args(ours)
     else:
@@ -274,6 +286,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "run":
             return _run(args, pytest_args)
+        if args.command == "replay":
+            for case in args.case:
+                profile_cases.load(case)  # a broken case file is named before anything runs
+            args.profile, args.module = None, None
+            pytest_args = [*pytest_args, *(f"--profile-case={c.resolve()}" for c in args.case)]
+            return _run(args, pytest_args, SUITES_DIR / "oasis")
         if args.command == "interop":
             for path in args.vendors:  # every file is checked before anything runs
                 try:
@@ -289,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command in onboarding.COMMANDS:
             return onboarding.run(args)
         return _report(args)
-    except (ConfigError, TargetError) as exc:
+    except (ConfigError, TargetError, profile_cases.CaseError) as exc:
         print(f"pkcs11-conformance: {exc}", file=sys.stderr)
         return USAGE_ERROR
     except KeyboardInterrupt:

@@ -101,6 +101,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="profile to judge against (repeatable); default: the vendor's profiles")
     group.addoption("--module", metavar="PATH",
                     help="module library to load instead of the vendor file's module.path")
+    group.addoption("--profile-case", action="append", metavar="FILE",
+                    help="a test case in the OASIS Profiles XML format to replay besides the "
+                         "official ones (repeatable)")
     group.addoption("--results", metavar="FILE",
                     help="results JSON to write (default: reports/<vendor>/results.json)")
 
@@ -116,6 +119,8 @@ def pytest_configure(config: pytest.Config) -> None:
                             "mechanism_name, each with its own parameter values")
     config.addinivalue_line("markers", "function(name): the C_* function a test exercises")
     config.addinivalue_line("markers", "object_class(name): the CKO_* class a test exercises")
+    config.addinivalue_line("markers", "profile_case(profile_id): an OASIS test case that "
+                            "profile requires (its verdict rests on the case)")
     config.addinivalue_line("markers", "attribute(name): an optional CKA_* behaviour a test "
                             "needs the vendor to claim (vendor file key `attributes`)")
     vendor_file = config.getoption("vendor")
@@ -317,6 +322,19 @@ def _case(item: pytest.Item, run: Run) -> Case:
     functions, objects = _markers(item, "function"), _markers(item, "object_class")
     decision = decide(run.vendor, run.profiles, case_id, mechanisms, functions, parameters,
                       objects, _markers(item, "attribute"))
+    if _markers(item, "profile_case"):  # an OASIS test case counts for its profile only
+        owning = tuple(sorted(p.id for p in run.profiles
+                              if p.id in _markers(item, "profile_case")))
+        if decision.action == "run":
+            decision = Decision("run", owning, deviation=decision.deviation)
+        elif owning:  # what the case needs is not claimed, and a profile requires the case
+            reason = decision.reason.split(" required by profile")[0].split(
+                " not claimed by")[0]
+            decision = Decision("fail", owning, f"{reason} not claimed by vendor "
+                                f"{run.vendor.id}, and profile {', '.join(owning)} requires "
+                                "this test case", decision.deviation)
+        else:
+            decision = Decision("skip", (), decision.reason)
     if unclaimed and decision.action == "run":  # defensive: an empty parameter list
         decision = Decision("skip", decision.required_by,
                             f"no {unclaimed[0]} claimed for {mechanisms[0]}")
