@@ -195,7 +195,7 @@ class Divergence:
     issue: str = ""  # a CASE_ISSUES key, for the case's divergences
 
     def text(self) -> str:
-        why = f" [case: {self.issue}]" if self.issue else ""
+        why = f" [the case's: {self.issue}]" if self.by == "case" else " [the module's]"
         return (f"call {self.step} {self.function}: {self.item}: expected {self.expected}, "
                 f"got {self.got}{why}")
 
@@ -794,7 +794,7 @@ def summary(case: Case, outcome: Outcome) -> str:
     if outcome.stopped:
         parts.append(f"stopped at {outcome.stopped}")
     if outcome.issues:
-        parts.append("where the specification's text and its XML disagree (see the README's "
-                     "policies): " + ", ".join(sorted(outcome.issues)))
+        parts.append("where the specification's text and its XML disagree: "
+                     + ", ".join(sorted(outcome.issues)))
     return ". ".join(parts)
 

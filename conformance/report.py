@@ -141,6 +141,20 @@ def skips(doc: Document) -> list[tuple[str, int, str]]:
             for reason, cases in ordered]
 
 
+def profile_case_rows(doc: Document) -> tuple[list[dict[str, Any]], list[str]]:
+    """The OASIS test cases of the run (area oasis), and the keys of the places where the
+    specification's text and its XML disagree that their results mention."""
+    from .profile_cases import CASE_ISSUES
+
+    cases = [c for c in doc["cases"] if c["area"] == "oasis"]
+    mentioned = " ".join(c["message"].partition("disagree")[2] for c in cases)
+    return cases, [key for key in CASE_ISSUES if key in mentioned]
+
+
+def _case_name(case: dict[str, Any]) -> str:
+    return str(case["id"]).partition("[")[2].rstrip("]") or str(case["id"])
+
+
 def slowest(doc: Document, count: int = 10) -> list[dict[str, Any]]:
     return sorted(doc["cases"], key=lambda c: -c["duration"])[:count]
 
@@ -184,6 +198,21 @@ def render_markdown(doc: Document) -> str:
                            a["time"]])
     lines += md_table(["area", "required passed", "optional claimed passed", "not claimed",
                        *STATUSES, "time"], area_table, numeric=range(1, 13))
+
+    oasis, issues = profile_case_rows(doc)
+    if oasis:
+        from .profile_cases import CASE_ISSUES
+
+        lines += ["", "## OASIS Profiles test cases", "",
+                  "Replayed call by call under the permitted variations (Profiles v3.2 "
+                  "section 3.1); the first divergence, or why the case did not apply.", ""]
+        lines += md_table(["case", "status", "first divergence or reason"], [
+            [md_cell(_case_name(c)), c["status"], md_cell(c["message"][:600] or "-")]
+            for c in oasis])
+        if issues:
+            lines += ["", "Where the specification's text and its XML disagree (the replay's "
+                      "policy for each):", ""]
+            lines += [f"- **{key}**: {md_cell(CASE_ISSUES[key])}" for key in issues]
 
     failed = failures(doc)
     lines += ["", f"## Failures ({len(failed)})", ""]
@@ -347,6 +376,22 @@ def render_html(doc: Document) -> str:
                             Cell("time", "num", header=True)], table, css="zebra areas"))
 
     failed = failures(doc)
+    oasis, issues = profile_case_rows(doc)
+    if oasis:
+        from .profile_cases import CASE_ISSUES
+
+        body.append('<h2 id="oasis">OASIS Profiles test cases</h2>')
+        body.append('<p class="note">Replayed call by call under the permitted variations '
+                    "(Profiles v3.2 section 3.1); the first divergence, or why the case did "
+                    "not apply.</p>")
+        body.append(html_table(["case", "status", "first divergence or reason"], [
+            [text_cell(_case_name(c)), Cell(_status(c["status"])),
+             text_cell(c["message"] or "-")] for c in oasis]))
+        if issues:
+            body.append("<p>Where the specification's text and its XML disagree (the "
+                        "replay's policy for each):</p><ul>" + "".join(
+                            f"<li><b>{esc(key)}</b>: {esc(CASE_ISSUES[key])}</li>"
+                            for key in issues) + "</ul>")
     body.append(f'<h2 id="failures">Failures ({len(failed)})</h2>')
     if failed:
         body.append(html_table(["case", "status", "spec clause", "message"], [
