@@ -347,28 +347,28 @@ class Replay:
             self.diverge("Flags", _flag_names(wanted, table), _flag_names(got, table), "case",
                          "flags")
 
+    def ask(self, call: Any, *args: Any) -> Any:
+        """A raw-layer call whose CKR is checked against the case's rv; None if it failed."""
+        try:
+            result = call(*args)
+        except raw.CKRError as exc:
+            self.check_rv(exc.rv)
+            return None
+        self.check_rv(raw.CKR_OK)
+        return result
+
     # -- the functions ------------------------------------------------------------------
 
     def _C_Initialize(self, request: ET.Element, response: ET.Element) -> None:
-        try:
-            self.module.initialize()
-            rv = raw.CKR_OK
-        except raw.CKRError as exc:
-            rv = exc.rv
-        self.check_rv(rv)
+        self.ask(self.module.initialize)
 
     def _C_Finalize(self, request: ET.Element, response: ET.Element) -> None:
         self.check_rv(self.module.call("C_Finalize", None))
 
     def _C_GetInfo(self, request: ET.Element, response: ET.Element) -> None:
-        try:
-            info = self.module.get_info()
-        except raw.CKRError as exc:
-            self.check_rv(exc.rv)
-            return
-        self.check_rv(raw.CKR_OK)
+        info = self.ask(self.module.get_info)
         expected = _child(response, "Info")
-        if expected is not None:
+        if info is not None and expected is not None:
             self.compare_struct(expected, {
                 "CryptokiVersion": info.cryptoki_version, "ManufacturerID": info.manufacturer_id,
                 "Flags": info.flags, "LibraryDescription": info.library_description,
@@ -415,14 +415,9 @@ class Replay:
 
     def _C_GetSlotInfo(self, request: ET.Element, response: ET.Element) -> None:
         slot = int(self.value(request, "SlotID"))
-        try:
-            info = self.module.get_slot_info(slot)
-        except raw.CKRError as exc:
-            self.check_rv(exc.rv)
-            return
-        self.check_rv(raw.CKR_OK)
+        info = self.ask(self.module.get_slot_info, slot)
         expected = _child(response, "SlotInfo") or _child(response, "Info")
-        if expected is not None:
+        if info is not None and expected is not None:
             self.compare_struct(expected, {
                 "SlotDescription": info.slot_description, "ManufacturerID": info.manufacturer_id,
                 "Flags": info.flags, "HardwareVersion": info.hardware_version,
@@ -430,14 +425,9 @@ class Replay:
 
     def _C_GetTokenInfo(self, request: ET.Element, response: ET.Element) -> None:
         slot = int(self.value(request, "SlotID"))
-        try:
-            t = self.module.get_token_info(slot)
-        except raw.CKRError as exc:
-            self.check_rv(exc.rv)
-            return
-        self.check_rv(raw.CKR_OK)
+        t = self.ask(self.module.get_token_info, slot)
         expected = _child(response, "TokenInfo") or _child(response, "Info")
-        if expected is not None:
+        if t is not None and expected is not None:
             self.compare_struct(expected, {
                 "label": t.label, "ManufacturerID": t.manufacturer_id, "model": t.model,
                 "serialNumber": t.serial_number, "Flags": t.flags,
@@ -466,14 +456,9 @@ class Replay:
     def _C_GetMechanismInfo(self, request: ET.Element, response: ET.Element) -> None:
         slot = int(self.value(request, "SlotID"))
         mechanism = _mechanism(str(self.value(request, "Type")))
-        try:
-            info = self.module.get_mechanism_info(slot, mechanism)
-        except raw.CKRError as exc:
-            self.check_rv(exc.rv)
-            return
-        self.check_rv(raw.CKR_OK)
+        info = self.ask(self.module.get_mechanism_info, slot, mechanism)
         expected = _child(response, "MechanismInfo") or _child(response, "Info")
-        if expected is not None:
+        if info is not None and expected is not None:
             self.compare_struct(expected, {"MinKeySize": info.min_key_size,
                                            "MaxKeySize": info.max_key_size,
                                            "Flags": info.flags}, "mechanism")

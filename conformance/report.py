@@ -446,10 +446,15 @@ def render_html(doc: Document) -> str:
 
 
 def write_vendor_report(doc: Document, directory: Path) -> list[Path]:
+    return write_pages(directory, render_markdown(doc), render_html(doc))
+
+
+def write_pages(directory: Path, markdown: str, html: str) -> list[Path]:
+    """A report's report.md and index.html in `directory`."""
     directory.mkdir(parents=True, exist_ok=True)
     written = [directory / "report.md", directory / "index.html"]
-    written[0].write_text(render_markdown(doc))
-    written[1].write_text(render_html(doc))
+    written[0].write_text(markdown)
+    written[1].write_text(html)
     return written
 
 

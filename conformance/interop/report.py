@@ -266,11 +266,9 @@ def render_html(document: Document) -> str:
 
 
 def write_interop_report(document: Document, directory: Path) -> list[Path]:
-    directory.mkdir(parents=True, exist_ok=True)
-    written = [directory / "report.md", directory / "index.html"]
-    written[0].write_text(render_markdown(document))
-    written[1].write_text(render_html(document))
-    return written
+    from ..report import write_pages
+
+    return write_pages(directory, render_markdown(document), render_html(document))
 
 
 def is_interop(document: Document) -> bool:
