@@ -206,6 +206,7 @@ class Outcome:
     issues: set[str] = field(default_factory=set)  # CASE_ISSUES the replay applied
     calls: int = 0  # calls made before the replay ended
     stopped: str = ""  # why it stopped before the end, if it did
+    interface: str = ""  # the C_GetInterface version called through, if any
 
     @property
     def module_divergences(self) -> list[Divergence]:
@@ -213,12 +214,13 @@ class Outcome:
 
     def as_dict(self) -> dict[str, Any]:
         return {"divergences": [d.__dict__ for d in self.divergences],
-                "issues": sorted(self.issues), "calls": self.calls, "stopped": self.stopped}
+                "issues": sorted(self.issues), "calls": self.calls, "stopped": self.stopped,
+                "interface": self.interface}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Outcome:
         return cls([Divergence(**d) for d in data["divergences"]], set(data["issues"]),
-                   data["calls"], data["stopped"])
+                   data["calls"], data["stopped"], data["interface"])
 
 
 class _Stop(Exception):
@@ -731,8 +733,13 @@ def _show_bytes(kind: str, value: bytes) -> str:
 def _serve(conn: Connection, case_path: str, module_path: str, init_reserved: str | None,
            token_label: str, pin_env: str | None) -> None:
     module = raw.Module(module_path, init_reserved)
+    # As a PKCS#11 3.x application: the function list of the module's highest "PKCS 11"
+    # interface when it has C_GetInterface (a 3.x module may answer C_GetInfo through
+    # C_GetFunctionList's list with 2.40), else C_GetFunctionList's.
+    interface = module.use_interface()
     pin = os.environ.get(pin_env) if pin_env else None
     outcome = Replay(module, token_label, pin).run(load(Path(case_path)))
+    outcome.interface = "{}.{}".format(*interface) if interface else ""
     conn.send(outcome.as_dict())
 
 
@@ -768,14 +775,16 @@ def replay(case: Case, module_path: str, init_reserved: str | None, token_label:
 def summary(case: Case, outcome: Outcome) -> str:
     """One line: the first divergence, how many follow, and the case issues applied."""
     module = outcome.module_divergences
-    parts = []
+    parts = [f"{case.name}: called through "
+             + (f"C_GetInterface's PKCS 11 {outcome.interface} function list"
+                if outcome.interface else "C_GetFunctionList's function list")]
     if module:
-        parts.append(f"{case.name}: first divergence: {module[0].text()}")
+        parts.append(f"first divergence: {module[0].text()}")
         if len(outcome.divergences) > 1:
             parts.append("then " + "; ".join(d.text() for d in outcome.divergences
                                               if d is not module[0])[:700])
     elif outcome.divergences:
-        parts.append(f"{case.name}: " + "; ".join(d.text() for d in outcome.divergences)[:700])
+        parts.append("; ".join(d.text() for d in outcome.divergences)[:700])
     if outcome.stopped:
         parts.append(f"stopped at {outcome.stopped}")
     if outcome.issues:

@@ -914,6 +914,31 @@ class Module:
                         _version(version), int(interface.flags)))
         return out
 
+    def use_interface(self, name: str = "PKCS 11") -> tuple[int, int] | None:
+        """Call through the function list of the module's highest-version interface of
+        this name (C_GetInterface, v3.0 section 5.4.6), as a PKCS#11 3.x application
+        does, instead of C_GetFunctionList's; its first entries are the v2.40 list's.
+        Returns that version, or None (and nothing changes) without C_GetInterface."""
+        interfaces = [v for n, v, _ in self.get_interface_list() or [] if n == name]
+        try:
+            function = self._lib.C_GetInterface
+        except AttributeError:
+            return None
+        if not interfaces:
+            return None
+        version = CK_VERSION(*max(interfaces))
+        function.restype = CK_ULONG
+        function.argtypes = [ctypes.c_char_p, POINTER(CK_VERSION),
+                             POINTER(POINTER(CK_INTERFACE)), CK_ULONG]
+        pointer = POINTER(CK_INTERFACE)()
+        rv = int(function(name.encode(), byref(version), byref(pointer), 0))
+        if rv != CKR_OK:
+            raise CKRError("C_GetInterface", rv)
+        self._list = ctypes.cast(pointer.contents.pFunctionList,
+                                 POINTER(CK_FUNCTION_LIST)).contents
+        self._functions.clear()
+        return _version(version)
+
     # -- random numbers ----------------------------------------------------------------
 
     def generate_random(self, h: int, n: int) -> bytes:
