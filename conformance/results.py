@@ -169,8 +169,10 @@ def _status(case: dict[str, Any], phases: dict[str, dict[str, Any]],
             return "XPASS", call["message"]
         return "FAIL", call["message"]
     if call["outcome"] == "skipped":
-        if call["wasxfail"] is not None:
-            return "XFAIL", call["wasxfail"]
+        if call["wasxfail"] is not None:  # the declared deviation, and what was measured
+            observed = call["message"]
+            return "XFAIL", call["wasxfail"] + (f"; observed: {observed}" if observed
+                                                 and observed not in call["wasxfail"] else "")
         return "SKIP", call["message"]
     if teardown and teardown["outcome"] == "failed":
         return "ERROR", teardown["message"]
