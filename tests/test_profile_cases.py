@@ -80,8 +80,8 @@ def test_official_baseline_case_fails_on_the_cryptoki_version_first(token):
         2, "C_GetInfo", "CryptokiVersion", "3.2", "2.40")
     assert outcome.calls == 13 and not outcome.stopped
     assert summary(load(BASELINE), outcome).startswith(
-        "BL-M-1-32: first divergence: call 2 C_GetInfo: CryptokiVersion: expected 3.2, got 2.40 "
-        "[the module's]")
+        "BL-M-1-32: called through C_GetFunctionList's function list. first divergence: call 2 "
+        "C_GetInfo: CryptokiVersion: expected 3.2, got 2.40 [the module's]")
 
 
 def test_baseline_case_for_a_2_40_module_diverges_only_where_the_xml_is_illustrative(
@@ -152,14 +152,18 @@ def test_own_case_runs_in_the_suite_as_its_own_area(tmp_path, write):
     done = subprocess.run([sys.executable, "-m", "conformance.cli", "replay", "--case",
                            str(own), "--output", str(tmp_path / "out"), "-q"],
                           capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
-    assert done.returncode == 1, done.stderr  # the official cases fail on SoftHSM 2.6
+    assert done.returncode == 1, done.stderr  # the profiles are not met on SoftHSM 2.6
     cases = {c["id"].split("[")[1].rstrip("]"): c for c in json.loads(
         (tmp_path / "out" / "softhsm2" / "results.json").read_text())["cases"]}
     assert set(cases) == {"BL-M-1-32", "EXT-M-1-32", "AUTH-M-1-32", "CERT-M-1-32", "OWN-1"}
     assert cases["OWN-1"]["status"] == "PASS" and cases["OWN-1"]["area"] == "oasis"
     assert cases["OWN-1"]["required_by"] == []
     assert cases["BL-M-1-32"]["required_by"] == ["baseline-provider"]
-    assert cases["BL-M-1-32"]["message"].startswith("BL-M-1-32: first divergence: call 2")
+    # SoftHSM 2.6 is a 2.40 module, as its vendor file declares (with a link): XFAIL, with
+    # the replay's trace after the declaration.
+    assert cases["BL-M-1-32"]["status"] == "XFAIL"
+    assert "; observed: BL-M-1-32: called through C_GetFunctionList's function list. first " \
+           "divergence: call 2 C_GetInfo" in cases["BL-M-1-32"]["message"]
 
 
 def test_broken_own_case_is_a_one_line_error(tmp_path):
