@@ -223,6 +223,8 @@ def verdicts(run: dict[str, Any], records: list[dict[str, Any]]) -> list[dict[st
                 marked = record["mechanisms"] + record["functions"] + record["objects"]
                 ours = [n for n in marked if n in demanded] or marked or [record["test"]]
                 subject = ours[0]
+                if record["area"] == "oasis":  # an OASIS test case: named by itself
+                    subject = record["id"].partition("[")[2].rstrip("]") or subject
                 failing.setdefault(subject, []).append(
                     {"id": record["id"], "status": record["status"],
                      "message": record["message"]})
