@@ -47,6 +47,7 @@ enum fault {
     SENSITIVE_TEMPLATE_IGNORED,
     READ_ONLY_CHANGE_ACCEPTED,
     ECDSA_SIGNATURE_DER,
+    RSA_PKCS_SIGNATURE_BIT_FLIPPED,
     PSS_SALT_LENGTH_IGNORED,
     VERIFY_ACCEPTS_ANYTHING,
     VERIFY_GENERAL_ERROR,
@@ -115,6 +116,10 @@ static const struct {
        here signatures are DER-encoded, and C_Verify expects DER too, so the module agrees
        with itself and only an independent implementation can tell. */
     {"ecdsa-signature-der", ECDSA_SIGNATURE_DER},
+    /* C_Sign(CKM_RSA_PKCS): the signature is RSASSA-PKCS1-v1_5 of the given data (curr
+       PKCS #1 v1.5 RSA); here one bit of it is flipped, so only a verifier outside the
+       module (another module, a client, an independent implementation) can tell. */
+    {"rsa-pkcs-signature-bit-flipped", RSA_PKCS_SIGNATURE_BIT_FLIPPED},
     /* C_SignInit(PSS mechanisms): the signature uses CK_RSA_PKCS_PSS_PARAMS.sLen (curr
        PKCS #1 RSA PSS); here signing always uses a salt length of 0. */
     {"pss-salt-length-ignored", PSS_SALT_LENGTH_IGNORED},
@@ -566,7 +571,12 @@ static CK_RV w_Sign(CK_SESSION_HANDLE session, CK_BYTE_PTR data, CK_ULONG data_l
 {
     if (fault == ECDSA_SIGNATURE_DER && len && is_ecdsa(note_of(session).sign))
         return sign_der(session, data, data_len, 0, out, len);
-    return real->C_Sign(session, data, data_len, out, len);
+    CK_MECHANISM_TYPE mechanism = note_of(session).sign;
+    CK_RV rv = real->C_Sign(session, data, data_len, out, len);
+    if (fault == RSA_PKCS_SIGNATURE_BIT_FLIPPED && rv == CKR_OK && out && len && *len &&
+        mechanism == CKM_RSA_PKCS)
+        out[*len / 2] ^= 0x01;
+    return rv;
 }
 
 static CK_RV w_SignFinal(CK_SESSION_HANDLE session, CK_BYTE_PTR out, CK_ULONG_PTR len)

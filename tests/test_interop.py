@@ -181,6 +181,23 @@ def test_pairwise_check_fails_when_bytes_do_not_interoperate(fault, fault_pair, 
     assert done.returncode == 1
 
 
+@pytest.mark.parametrize("fault", ["none", "rsa-pkcs-signature-bit-flipped"])
+def test_client_checks_fail_when_the_module_signs_wrong(fault, fault_pair, tmp_path):
+    """The clients' signatures are verified outside the module: with CKM_RSA_PKCS
+    signatures one bit off, pkcs11-tool's, p11tool's (--test-sign), the OpenSSL engine's
+    and the root certificate's fail; storing that certificate on the token, a rule the
+    fault does not touch, still passes. Clean, every client check passes."""
+    _, document = interop([fault_pair], tmp_path / "run" / "reports", "-k", "clients",
+                          fault=fault)
+    statuses = {c["test"]: c["status"] for c in document["cases"]}
+    signing = {"test_pkcs11_tool_lists_and_signs", "test_p11tool_lists_exports_and_signs",
+               "test_openssl_engine_signs", "test_openssl_makes_root_certificate_with_token_key"}
+    assert set(statuses) == signing | {"test_root_certificate_stored_beside_its_key"}
+    expected = "PASS" if fault == "none" else "FAIL"
+    assert {statuses[test] for test in signing} == {expected}, statuses
+    assert statuses["test_root_certificate_stored_beside_its_key"] == "PASS"
+
+
 def test_a_case_whose_worker_died_in_set_up_keeps_its_route():
     """A worker that dies before the case's metadata arrived still gives the case its area
     and modules, so the pairwise matrix counts the crash in its cell."""

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from conftest import REPO, SOFTHSM2, private_softhsm2
 
 from conformance import profile_cases
@@ -101,6 +102,19 @@ def test_a_changed_expectation_is_reported_with_call_item_expected_and_got(token
     first = outcome.module_divergences[0]
     assert (first.step, first.function, first.item, first.expected, first.got) == (
         5, "C_GetSlotInfo", "Flags", "TOKEN_PRESENT|HW_SLOT", "TOKEN_PRESENT")
+
+
+@pytest.mark.parametrize("fault", ["none", "info-flags-nonzero"])
+def test_a_module_that_breaks_the_case_fails_it_and_a_correct_one_does_not(
+        fault, fault_vendor, token, tmp_path, monkeypatch):
+    """The fault module over SoftHSM2: clean, the 2.40 edition of the baseline case has
+    no divergence of the module's; with CK_INFO.flags not zero, the first one is there."""
+    monkeypatch.setenv("P11_FAULT", fault)
+    library = yaml.safe_load(fault_vendor.read_text())["module"]["path"]
+    case = load(derived(BASELINE, tmp_path, "BL-M-1-240", SOFTHSM_VERSION))
+    outcome = replay(case, library, None, "conformance", "PKCS11_USER_PIN", 60)
+    found = [(d.step, d.item, d.expected, d.got) for d in outcome.module_divergences]
+    assert found == ([] if fault == "none" else [(2, "Flags", "0x0", "0x1")])
 
 
 def test_extended_case_logs_in_with_the_vendor_pin_and_never_shows_it(token, tmp_path):
