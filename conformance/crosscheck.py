@@ -148,6 +148,12 @@ def big(value: int) -> bytes:
     return value.to_bytes((value.bit_length() + 7) // 8 or 1, "big")
 
 
+def der_integer(value: int) -> bytes:
+    """A non-negative integer as DER (CKA_SERIAL_NUMBER of a certificate holds one)."""
+    body = value.to_bytes(value.bit_length() // 8 + 1, "big")
+    return bytes([0x02, len(body)]) + body
+
+
 def _der_octet_string(data: bytes) -> bytes:
     if len(data) < 0x80:
         return bytes([0x04, len(data)]) + data

@@ -320,21 +320,17 @@ def _case(item: pytest.Item, run: Run) -> Case:
         mechanisms = (subject, *(m for m in mechanisms if m != subject))
     unclaimed = [k for k, v in given.items() if k in PARAMETER_FIXTURES and v is None]
     functions, objects = _markers(item, "function"), _markers(item, "object_class")
-    decision = decide(run.vendor, run.profiles, case_id, mechanisms, functions, parameters,
-                      objects, _markers(item, "attribute"))
-    if _markers(item, "profile_case"):  # an OASIS test case counts for its profile only
-        owning = tuple(sorted(p.id for p in run.profiles
-                              if p.id in _markers(item, "profile_case")))
+    case_of = _markers(item, "profile_case")  # an OASIS test case counts for its profile only
+    decision = decide(run.vendor, () if case_of else run.profiles, case_id, mechanisms,
+                      functions, parameters, objects, _markers(item, "attribute"))
+    if case_of:
+        owning = tuple(sorted(p.id for p in run.profiles if p.id in case_of))
         if decision.action == "run":
             decision = Decision("run", owning, deviation=decision.deviation)
         elif owning:  # what the case needs is not claimed, and a profile requires the case
-            reason = decision.reason.split(" required by profile")[0].split(
-                " not claimed by")[0]
-            decision = Decision("fail", owning, f"{reason} not claimed by vendor "
-                                f"{run.vendor.id}, and profile {', '.join(owning)} requires "
-                                "this test case", decision.deviation)
-        else:
-            decision = Decision("skip", (), decision.reason)
+            decision = Decision("fail", owning, f"{decision.reason}, and profile "
+                                f"{', '.join(owning)} requires this test case",
+                                run.vendor.deviation_for(case_id))
     if unclaimed and decision.action == "run":  # defensive: an empty parameter list
         decision = Decision("skip", decision.required_by,
                             f"no {unclaimed[0]} claimed for {mechanisms[0]}")

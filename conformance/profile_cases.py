@@ -277,13 +277,12 @@ class Replay:
             raise _Stop(f"the request has no <{name} value=...>")
         return self.resolve(child.attrib["value"])
 
-    def bind_or_compare(self, symbol_text: str, got: Any, item: str) -> bool:
-        """A `${...}` expected value binds `got` (True); a literal returns False."""
-        match = HANDLE.match(symbol_text)
-        if match is None:
-            return False
-        self.bound[match.group(1)] = got
-        return True
+    def bind(self, expected: str, got: Any) -> None:
+        """A `${...}` in a response binds what the module returned. Only items that may
+        vary come here (lengths of lists, handles), so a literal is not compared."""
+        match = HANDLE.match(expected)
+        if match is not None:
+            self.bound[match.group(1)] = got
 
     def check_rv(self, rv: int) -> None:
         assert self.step is not None
@@ -393,8 +392,7 @@ class Replay:
         expected = _child(response, list_name)
         if buffer is None:  # a list's length may vary (section 3.1.2): bound, not compared
             if expected is not None and "length" in expected.attrib:
-                self.bind_or_compare(expected.attrib["length"], int(count.value),
-                                     f"{list_name} length")
+                self.bind(expected.attrib["length"], int(count.value))
             return None
         return [int(x) for x in buffer[: count.value]]
 
@@ -409,9 +407,10 @@ class Replay:
         if wanted and not ours:
             self.diverge("SlotList", f"the token {self.token_label!r}", f"slots {slots}")
             raise _Stop("the token under test is not in the slot list")
-        for index, text in enumerate(wanted):  # section 3.1.2: entries and order may vary
-            self.bind_or_compare(text, ours[0] if index == 0 else slots[index % len(slots)],
-                                 "SlotID")
+        # Section 3.1.2: entries and order may vary; the first entry is the token's slot.
+        order = ours[:1] + [s for s in slots if s not in ours[:1]]
+        for text, slot in zip(wanted, order, strict=False):
+            self.bind(text, slot)
 
     def _label(self, slot: int) -> str:
         try:
@@ -476,7 +475,7 @@ class Replay:
         self.check_rv(self.module.call("C_OpenSession", slot, flags, None, None, byref(handle)))
         session = _child(response, "Session")
         if session is not None:
-            self.bind_or_compare(session.attrib.get("value", ""), int(handle.value), "Session")
+            self.bind(session.attrib.get("value", ""), int(handle.value))
 
     def _session(self, request: ET.Element) -> int:
         return int(self.value(request, "Session"))
@@ -526,12 +525,13 @@ class Replay:
             self.diverge("Object count", len(wanted), len(found))
         for index, entry in enumerate(wanted):
             text = entry.attrib.get("value", "")
+            symbol = HANDLE.match(text)
             if index < len(found):
-                self.bind_or_compare(text, found[index], "Object")
-            elif HANDLE.match(text):
-                self.missing[HANDLE.match(text).group(1)] = (  # type: ignore[union-attr]
-                    f"C_FindObjects (call {self.step.index if self.step else 0}) returned "
-                    f"{len(found)} objects")
+                self.bind(text, found[index])
+            elif symbol is not None:
+                call = self.step.index if self.step else 0
+                self.missing[symbol.group(1)] = (f"C_FindObjects (call {call}) returned "
+                                                 f"{len(found)} objects")
 
     def _C_GetAttributeValue(self, request: ET.Element, response: ET.Element) -> None:
         session, handle = self._session(request), int(self.value(request, "Object"))

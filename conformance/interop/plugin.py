@@ -190,7 +190,8 @@ def _open(vendor: Vendor) -> Side:
     Modules read their configuration (and the suite the PIN) from the environment, and
     every vendor file may use the same variable names: so each module is opened and
     logged in before the next one changes them."""
-    saved = os.environ.get(SIDE_ENV + vendor.id.upper().replace("-", "_"))
+    saved_as = SIDE_ENV + vendor.id.upper().replace("-", "_")
+    saved = os.environ.get(saved_as)
     if saved:  # a worker reusing the controller's shared token: its PINs, its daemons
         os.environ.update(json.loads(saved))
     before = dict(os.environ)
@@ -203,7 +204,7 @@ def _open(vendor: Vendor) -> Side:
     env = dict(os.environ)
     changed = {k: v for k, v in env.items() if before.get(k) != v}
     if saved is None:
-        os.environ[SIDE_ENV + vendor.id.upper().replace("-", "_")] = json.dumps(changed)
+        os.environ[saved_as] = json.dumps(changed)
     return Side(vendor, target, env)
 
 

@@ -107,23 +107,21 @@ def matrix_lines(document: Document) -> list[str]:
         cells = [("" if a == b else _pair_tally(pairs, (a, b)).short()).ljust(width)
                  for b in names]
         lines.append(a.ljust(width) + "  " + "  ".join(cells))
-    clients = _tallies(document, CLIENTS)
     lines.append("clients:")
+    if not any(case["test"] in CLIENTS for case in document["cases"]):
+        lines.append("  none ran")
     for name in names:
         row = ", ".join(f"{label} {_status(document, name, test)}"
                         for test, label in CLIENTS.items())
         lines.append(f"  {name}: {row}")
-    if not clients:
-        lines.append("  none ran")
     for vendor, reason in document["run_info"].get("not_run", {}).items():
         lines.append(f"not run: {vendor}: {reason}")
     return lines
 
 
 def _status(document: Document, vendor: str, test: str) -> str:
-    found = [c["status"] for c in document["cases"]
-             if c["test"] == test and c.get("between") == [vendor]]
-    return found[0] if found else "-"
+    case = _case(document, vendor, test)
+    return str(case["status"]) if case else "-"
 
 
 def _case(document: Document, vendor: str, test: str) -> dict[str, Any] | None:

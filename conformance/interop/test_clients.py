@@ -29,7 +29,13 @@ from pkcs11 import Attribute, CertificateType, KeyType, MechanismFlag, ObjectCla
 from pkcs11.exceptions import PKCS11Error
 
 from conformance import keypolicy
-from conformance.crosscheck import DIGEST_INFO, as_cryptography, ec_params, hash_of
+from conformance.crosscheck import (
+    DIGEST_INFO,
+    as_cryptography,
+    der_integer,
+    ec_params,
+    hash_of,
+)
 from conformance.interop.plugin import Side, parametrize_vendors
 from conformance.model import Vendor, claims_variant
 from conformance.provisioning import RUN_DIR_ENV
@@ -367,8 +373,3 @@ def test_root_certificate_stored_beside_its_key(side: Side, variant: dict[str, A
         f"{side.id}: pkcs11-tool must list the root certificate with the key's CKA_ID "
         f"{ident.hex()}: {listing[-400:]}")
 
-
-def der_integer(value: int) -> bytes:
-    """CKA_SERIAL_NUMBER: the DER encoding of the certificate's serial number INTEGER."""
-    body = value.to_bytes(value.bit_length() // 8 + 1, "big")
-    return bytes([0x02, len(body)]) + body

@@ -32,6 +32,7 @@ from pkcs11 import Attribute, CertificateType, KeyType, MechanismFlag, ObjectCla
 from pkcs11.exceptions import PKCS11Error
 
 from conformance import keypolicy
+from conformance.crosscheck import der_integer
 from conformance.profile_cases import (
     PROFILE_OF,
     CaseError,
@@ -146,7 +147,7 @@ def _cert_fixture(target, session, made):
                 Attribute.PRIVATE: False, Attribute.LABEL: label,
                 Attribute.SUBJECT: certificate.subject.public_bytes(),
                 Attribute.ISSUER: certificate.issuer.public_bytes(),
-                Attribute.SERIAL_NUMBER: bytes([0x02, 1, index + 1]),  # DER INTEGER
+                Attribute.SERIAL_NUMBER: der_integer(certificate.serial_number),
                 Attribute.VALUE: certificate.public_bytes(serialization.Encoding.DER)}))
         except PKCS11Error as exc:  # the objects area checks C_CreateObject itself
             not_applicable(f"CERT-M-1 assumes five public certificates on the token; making "
