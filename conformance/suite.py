@@ -89,3 +89,34 @@ def returned(exc: Exception) -> str:
     if name in _IRREGULAR:
         return _IRREGULAR[name]
     return "CKR_" + re.sub(r"(?<!^)(?=[A-Z])", "_", name).upper()
+
+
+def expect_code(condition: str, function: str, call: Any, *args: Any, what: str = "") -> None:
+    """Assert that `call(*args)` (a raw-layer call of `function`) answers `condition` with
+    the code the spec names for it (conformance.returncodes); any other answer raises
+    WrongReturnCode with its severity."""
+    from .raw import CKRError
+    from .returncodes import judge
+
+    try:
+        call(*args)
+    except CKRError as exc:
+        judge(function, condition, exc.name, what)
+        return
+    judge(function, condition, "CKR_OK", what)
+
+
+def expect_refusal(condition: str, function: str, call: Any, *args: Any, what: str = "",
+                   **kwargs: Any) -> None:
+    """As expect_code, for a python-pkcs11 call: the exception it raises is named by
+    returned(); no exception is CKR_OK."""
+    from pkcs11.exceptions import PKCS11Error
+
+    from .returncodes import judge
+
+    try:
+        call(*args, **kwargs)
+    except PKCS11Error as exc:
+        judge(function, condition, returned(exc), what)
+        return
+    judge(function, condition, "CKR_OK", what)
