@@ -17,7 +17,7 @@ from typing import Any
 Case = dict[str, Any]
 Document = dict[str, Any]
 
-STATUSES = ("PASS", "FAIL", "ERROR", "CRASH", "TIMEOUT", "XFAIL", "XPASS", "SKIP")
+STATUSES = ("PASS", "FAIL", "MISSING", "ERROR", "CRASH", "TIMEOUT", "XFAIL", "XPASS", "SKIP")
 FAILED = ("FAIL", "ERROR", "CRASH", "TIMEOUT")
 PASSING = ("PASS", "XPASS")  # as in the verdicts: an XPASS meets the requirement
 BAD = (*FAILED, "XPASS")  # what makes a run exit 1 when no profile is judged
@@ -77,7 +77,7 @@ def outcome(cases: Sequence[Case]) -> Outcome:
         return Outcome("missing", "no result", "no result for these cases in this run")
     counts = Counter(c["status"] for c in cases)
     detail = ", ".join(f"{counts[s]} {s}" for s in STATUSES if counts[s])
-    ran = len(cases) - counts["SKIP"]
+    ran = len(cases) - counts["SKIP"] - counts["MISSING"]
     bad = sum(counts[s] for s in FAILED)
     if bad:
         return Outcome("fail", f"fail ({bad} of {ran})", detail)
@@ -85,6 +85,8 @@ def outcome(cases: Sequence[Case]) -> Outcome:
         return Outcome("deviation", "known deviation", detail)
     if ran:
         return Outcome("pass", "pass", detail)
+    if counts["MISSING"]:
+        return Outcome("unclaimed", "MISSING: required, not claimed", detail)
     if any(skipped_unclaimed(c) for c in cases):
         return Outcome("unclaimed", "not claimed", detail)
     return Outcome("na", "n.a.", detail)

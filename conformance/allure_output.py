@@ -22,13 +22,16 @@ from allure_commons.model2 import Label, Link, StatusDetails, TestResult
 
 from .aggregate import subject
 
-STATUS = {"PASS": "passed", "FAIL": "failed", "XPASS": "failed", "ERROR": "broken",
+STATUS = {"PASS": "passed", "FAIL": "failed", "MISSING": "failed", "XPASS": "failed",
+          "ERROR": "broken",
           "CRASH": "broken", "TIMEOUT": "broken", "SKIP": "skipped", "XFAIL": "skipped"}
 OURS = ("parentSuite", "epic", "feature", "story")
 
 CATEGORIES = [
     {"name": "Non-conformance (FAIL)", "matchedStatuses": ["failed"],
      "messageRegex": r"FAIL(: [\s\S]*)?"},
+    {"name": "Required but not claimed (MISSING)", "matchedStatuses": ["failed"],
+     "messageRegex": r"MISSING(: [\s\S]*)?"},
     {"name": "Module crashes and hangs (CRASH, TIMEOUT)", "matchedStatuses": ["broken"],
      "messageRegex": r"(CRASH|TIMEOUT)(: [\s\S]*)?"},
     {"name": "Harness errors (ERROR)", "matchedStatuses": ["broken"],

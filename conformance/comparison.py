@@ -366,7 +366,7 @@ def _kind(case: dict[str, object] | None) -> str:
         return "fail"
     if status == "XFAIL":
         return "deviation"
-    return "unclaimed" if skipped_unclaimed(case) else "na"
+    return "unclaimed" if status == "MISSING" or skipped_unclaimed(case) else "na"
 
 
 @dataclass(frozen=True)

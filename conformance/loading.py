@@ -19,12 +19,14 @@ from .model import (
     KeyPolicy,
     KnownDeviation,
     ModuleSpec,
+    Observation,
     Profile,
     TokenSpec,
     Value,
     Variants,
     Vendor,
 )
+from .raw import CKR
 
 SCHEMA = 1
 _ID = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
@@ -208,6 +210,43 @@ def expand_env(value: str, fail: Callable[[str], NoReturn]) -> str:
     return _ENV_REF.sub(one, value)
 
 
+# A known deviation is a person's report of understood behaviour: its link is a bug
+# report, a pull request, a mailing-list post or a spec passage, never code to read.
+_SOURCE_LINK = re.compile(
+    r"^https?://(?:github\.com|gitlab\.[^/]+|bitbucket\.org)/[^/]+/[^/]+"
+    r"(?:/?$|\.git$|/-?/?(?:blob|tree|raw|commits?|src)/)")
+_SOURCE_FILE = re.compile(r"\.(?:c|cc|cpp|cxx|h|hpp|py|rs|go|java)(?:[#?].*)?$")
+
+
+def source_link_problem(url: str) -> str | None:
+    """Why `url` cannot back a known deviation (None when it can)."""
+    if _SOURCE_LINK.match(url) or _SOURCE_FILE.search(url):
+        return ("links source code or a repository; link the bug report, pull request, "
+                "mailing-list post or spec passage that describes the behaviour")
+    return None
+
+
+def _observation(reader: _Reader, value: Any, where: str) -> Observation:
+    entry = reader.mapping(value, where)
+    reader.keys(entry, where, (), ("code", "message"))
+    if not entry:  # TEMPORARY while the vendor files gain theirs: matches nothing
+        return Observation()
+    if len(entry) != 1:
+        reader.fail(where, "give exactly one of code (a CKR_* name) and message (a pattern)")
+    if "code" in entry:
+        code = reader.string(entry, "code", where)
+        if code not in CKR.values():
+            reader.fail(f"{where}.code", f"unknown return value {code!r}"
+                        f"{_suggest(code, frozenset(CKR.values()))}")
+        return Observation(code=code)
+    pattern = reader.string(entry, "message", where)
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        reader.fail(f"{where}.message", f"{pattern!r} is not a regular expression ({exc})")
+    return Observation(message=pattern)
+
+
 def load_vendor(path: str | Path, module_path: str | None = None) -> Vendor:
     """Read a vendor declaration. `module_path` replaces module.path (--module)."""
     reader = _Reader(Path(path))
@@ -263,12 +302,17 @@ def load_vendor(path: str | Path, module_path: str | None = None) -> Vendor:
                                                "known_deviations", list, "a list")):
         where = f"known_deviations[{index}]"
         entry = reader.mapping(entry, where)
-        reader.keys(entry, where, ("test", "url", "reason"), ())
+        reader.keys(entry, where, ("test", "url", "reason"), ("observed",))
         url = reader.string(entry, "url", where)
         if not re.match(r"^https?://\S+$", url):
             reader.fail(f"{where}.url", f"{url!r} is not a link (http or https)")
+        problem = source_link_problem(url)
+        if problem:
+            reader.fail(f"{where}.url", f"{url!r} {problem}")
         deviations.append(KnownDeviation(reader.string(entry, "test", where), url,
-                                         reader.string(entry, "reason", where)))
+                                         reader.string(entry, "reason", where),
+                                         _observation(reader, entry.get("observed", {}),
+                                                      f"{where}.observed")))
 
     timeout = data.get("timeout_seconds", 300)
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:

@@ -19,10 +19,28 @@ Variants = Mapping[str, tuple[Value, ...]]
 
 
 @dataclass(frozen=True)
+class Observation:
+    """What a known deviation expects to see when its case fails: the CKR code the module
+    returned, or a pattern the failure message matches (re.search)."""
+
+    code: str | None = None
+    message: str | None = None
+
+    def matches(self, code: str | None, message: str) -> bool:
+        if self.code is not None:
+            return code == self.code
+        return self.message is not None and re.search(self.message, message) is not None
+
+    def describe(self) -> str:
+        return self.code if self.code is not None else f"a message matching /{self.message}/"
+
+
+@dataclass(frozen=True)
 class KnownDeviation:
     test: str  # a case id, with * matching any run of characters and ? any one
     url: str
     reason: str
+    observed: Observation = Observation()
 
     def matches(self, case_id: str) -> bool:
         # Not fnmatch: case ids contain [ and ], which must match themselves.
@@ -128,7 +146,8 @@ def parameter_values(vendor: Vendor, profiles: tuple[Profile, ...], mechanism: s
     return sorted(values, key=lambda v: (str(type(v)), v))
 
 
-Action = Literal["run", "skip", "fail"]
+# missing: a profile requires it and the vendor does not claim it (status MISSING, not run).
+Action = Literal["run", "skip", "missing"]
 
 
 @dataclass(frozen=True)
@@ -148,6 +167,8 @@ class Decision:
     def expected_status(self) -> str:
         if self.action == "skip":
             return "SKIP"
+        if self.action == "missing":
+            return "MISSING"
         return "FAIL" if self.deviation else "PASS"
 
 
@@ -170,7 +191,7 @@ def decide(vendor: Vendor, profiles: tuple[Profile, ...], case_id: str,
     claimed: every module must handle them, and profiles that list them require them.
     """
     required_by: set[str] = set()
-    missing_required: list[str] = []  # unclaimed, and some profile requires it: FAIL
+    missing_required: list[str] = []  # unclaimed, and some profile requires it: MISSING
     missing_optional: list[str] = []  # unclaimed, and no profile requires it: SKIP
     for mechanism in mechanisms[:1]:
         requiring = {p.id for p in profiles if p.requires(mechanism, parameters)}
@@ -196,10 +217,10 @@ def decide(vendor: Vendor, profiles: tuple[Profile, ...], case_id: str,
                 f"{mechanism} (prerequisite)")
     required = tuple(sorted(required_by))
     deviation = vendor.deviation_for(case_id)
-    if missing_required:
-        return Decision("fail", required,
+    if missing_required:  # nothing runs, so no known deviation can apply
+        return Decision("missing", required,
                         f"{', '.join(missing_required)} required by profile "
-                        f"{', '.join(required)}, not claimed by vendor {vendor.id}", deviation)
+                        f"{', '.join(required)}, not claimed by vendor {vendor.id}")
     if missing_optional:  # a case that cannot run counts for no profile
         return Decision("skip", (),
                         f"{', '.join(missing_optional)} not claimed by vendor {vendor.id}")

@@ -12,6 +12,7 @@ import itertools
 import json
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import threading
@@ -24,15 +25,32 @@ from typing import Any, Literal
 import allure_commons
 import pytest
 from _pytest.reports import TestReport
+from pkcs11.exceptions import PKCS11Error
 
 from . import __version__, allure_output, keypolicy, results
+from .isolation import ModuleCrashed, ModuleTimedOut
 from .loading import REFERENCE_VENDOR, ConfigError, load_vendor, profiles_in_effect
-from .model import Decision, Profile, Value, Vendor, decide, parameter_values
+from .model import (
+    Decision,
+    KnownDeviation,
+    Observation,
+    Profile,
+    Value,
+    Vendor,
+    decide,
+    parameter_values,
+)
 from .provisioning import RUN_DIR_ENV
+from .raw import CKRError
+from .returncodes import SEVERITIES, Severity, UnexpectedReturn
+from .suite import returned
 from .target import Target, TargetError, open_target
 
 SUITES_DIR = Path(__file__).parent / "suites"
 PAYLOAD = "pkcs11_conformance"
+# What a failing call measured (returned code, severity, the known deviation's match),
+# carried beside the payload from the process that ran the case to the one that records.
+OUTCOME = "pkcs11_conformance_outcome"
 # Known deviations for these areas are matched in interop runs (conformance.interop).
 INTEROP_AREAS = ("pairwise/", "clients/")
 TIMEOUTS_ENV = "PKCS11_CONFORMANCE_TIMEOUTS"  # key of the case metadata carried in user_properties
@@ -72,20 +90,29 @@ class Case:
     parameters: dict[str, Value]
     spec: str
     decision: Decision
+    severity: Severity
 
     def payload(self) -> str:
-        deviation = self.decision.deviation
         return json.dumps({
             "id": self.id, "area": self.area, "test": self.test,
             "mechanisms": list(self.mechanisms), "functions": list(self.functions),
             "objects": list(self.objects),
-            "parameters": self.parameters, "spec": self.spec,
+            "parameters": self.parameters, "spec": self.spec, "severity": self.severity,
             "requirement": self.decision.requirement,
             "required_by": list(self.decision.required_by),
             "action": self.decision.action, "reason": self.decision.reason,
             "expected_status": self.decision.expected_status,
-            "known_deviation": deviation and {"url": deviation.url, "reason": deviation.reason},
+            "known_deviation": deviation_payload(self.decision.deviation),
         })
+
+
+def deviation_payload(deviation: KnownDeviation | None) -> dict[str, Any] | None:
+    """A known deviation as the case payload carries it (the interop plugin's too)."""
+    if deviation is None:
+        return None
+    return {"url": deviation.url, "reason": deviation.reason,
+            "observed": {"code": deviation.observed.code,
+                         "message": deviation.observed.message}}
 
 
 RUN = pytest.StashKey[Run]()
@@ -123,6 +150,8 @@ def pytest_configure(config: pytest.Config) -> None:
                             "profile requires (its verdict rests on the case)")
     config.addinivalue_line("markers", "attribute(name): an optional CKA_* behaviour a test "
                             "needs the vendor to claim (vendor file key `attributes`)")
+    config.addinivalue_line("markers", "severity(level): what a failure of the check means: "
+                            "must (the default), should, strict or robustness")
     vendor_file = config.getoption("vendor")
     if vendor_file is None and not any(_inside_suites(a) for a in config.args):
         return
@@ -150,6 +179,7 @@ def pytest_configure(config: pytest.Config) -> None:
                                       "pkcs11-conformance-reinitialize")
     config.pluginmanager.import_plugin("conformance.fixtures")
     if not hasattr(config, "workerinput"):
+        stop_on_sigterm()
         config.stash[RECORDER] = recorder = Recorder()
         config.pluginmanager.register(recorder, "pkcs11-conformance-recorder")
     if config.getoption("allure_report_dir", None):  # allure-pytest writes results
@@ -157,6 +187,18 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(allure, "pkcs11-conformance-allure")
         allure_commons.plugin_manager.register(allure)
         config.add_cleanup(lambda: allure_commons.plugin_manager.unregister(allure))
+
+
+def _terminated(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+
+def stop_on_sigterm() -> None:
+    """SIGTERM (timeout, CI cancellation, systemd) ends the run as Ctrl-C does: pytest
+    stops, the workers are shut down, and the results written so far are marked
+    incomplete."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminated)
 
 
 def make_run_dir(config: pytest.Config) -> None:
@@ -328,16 +370,26 @@ def _case(item: pytest.Item, run: Run) -> Case:
         if decision.action == "run":
             decision = Decision("run", owning, deviation=decision.deviation)
         elif owning:  # what the case needs is not claimed, and a profile requires the case
-            decision = Decision("fail", owning, f"{decision.reason}, and profile "
-                                f"{', '.join(owning)} requires this test case",
-                                run.vendor.deviation_for(case_id))
+            decision = Decision("missing", owning, f"{decision.reason}, and profile "
+                                f"{', '.join(owning)} requires this test case")
     if unclaimed and decision.action == "run":  # defensive: an empty parameter list
         decision = Decision("skip", decision.required_by,
                             f"no {unclaimed[0]} claimed for {mechanisms[0]}")
     doc = (getattr(item, "obj", None).__doc__ or "").strip()
     return Case(case_id, path.parts[0], getattr(item, "originalname", item.name), mechanisms,
-                functions, objects, parameters, doc.split(":")[0] if doc else "",
-                decision)
+                functions, objects, parameters, " ".join(doc.split(":")[0].split()),
+                decision, severity_of(item))
+
+
+def severity_of(item: pytest.Item) -> Severity:
+    marker = item.get_closest_marker("severity")
+    if marker is None:
+        return "must"
+    level = str(marker.args[0]) if marker.args else ""
+    if level not in SEVERITIES:
+        raise pytest.UsageError(f"{item.nodeid}: severity({level!r}) is not one of "
+                                f"{', '.join(SEVERITIES)}")
+    return level
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -358,10 +410,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             matched.add(decision.deviation.test)
         if decision.action == "skip":
             item.add_marker(pytest.mark.skip(reason=decision.reason))
-        elif decision.deviation and decision.action == "run":
-            item.add_marker(pytest.mark.xfail(
-                strict=True,
-                reason=f"known deviation: {decision.deviation.reason} ({decision.deviation.url})"))
     # The OASIS test cases first: they assume the fresh token a throwaway is, before other
     # checks leave objects on it (a module that makes keys only on the token keeps them).
     items.sort(key=lambda item: SUITES_DIR / "oasis" not in Path(str(item.path)).parents)
@@ -374,36 +422,74 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> bool | None:
-    """A required but unclaimed case fails without running: nothing to set up."""
+    """A required but unclaimed case is MISSING without running: nothing to set up. To
+    pytest (the terminal, JUnit) it is a failure whose message starts with MISSING."""
     case = item.stash.get(CASE, None)
-    if case is None or case.decision.action != "fail":
+    if case is None or case.decision.action != "missing":
         return None
     ihook = item.ihook
     ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
     keywords: dict[str, Literal[1]] = {name: 1 for name in item.keywords}
-    deviation = case.decision.deviation
-    phases: tuple[tuple[Literal["setup", "call", "teardown"], Literal["passed", "failed",
-                                                                      "skipped"]], ...]
-    # With a known deviation the failure is expected: report it the way pytest reports
-    # an xfail, so the terminal and JUnit agree with the results file.
-    phases = (("setup", "passed"), ("call", "skipped" if deviation else "failed"),
-              ("teardown", "passed"))
+    phases: tuple[tuple[Literal["setup", "call", "teardown"], Literal["passed", "failed"]],
+                  ...] = (("setup", "passed"), ("call", "failed"), ("teardown", "passed"))
     for when, outcome in phases:
-        longrepr: Any = None
-        if outcome == "failed":
-            longrepr = case.decision.reason
-        elif outcome == "skipped":
-            longrepr = (str(item.path), item.location[1] or 0, case.decision.reason)
+        longrepr = f"MISSING: {case.decision.reason}" if outcome == "failed" else None
         report = TestReport(item.nodeid, item.location, keywords, outcome, longrepr, when,
                             user_properties=list(item.user_properties))
-        if outcome == "skipped" and deviation:
-            report.wasxfail = (f"known deviation: {deviation.reason} ({deviation.url}); "
-                               f"{case.decision.reason}")
         ihook.pytest_runtest_logreport(report=report)
     # Tear down what the next item does not need, as pytest's own protocol does.
     item.session._setupstate.teardown_exact(nextitem)
     ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
     return True
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """The call phase of a case: what a failure measured (the code returned, the severity,
+    a crash of the raw layer's child), and a known deviation decided by that measurement:
+    XFAIL only when the failure shows what the deviation declares; any other failure
+    stays a FAIL with the declaration beside it; a pass is an XPASS."""
+    report: pytest.TestReport = yield
+    payload = next((v for k, v in item.user_properties if k == PAYLOAD), None)
+    if payload is None or report.when != "call" or report.skipped:
+        return report
+    case = json.loads(str(payload))
+    deviation = case["known_deviation"]
+    measured: dict[str, Any] = {"severity": case.get("severity", "must")}
+    if report.failed and call.excinfo is not None:
+        measured.update(measure(call.excinfo.value))
+        if deviation:
+            observed = Observation(**deviation["observed"])
+            matched = observed.matches(measured.get("code"), measured.get(
+                "message", results.failure_message(report)))
+            measured["deviation_matched"] = matched
+            if matched:
+                report.outcome = "skipped"
+                report.wasxfail = f"known deviation: {deviation['reason']} ({deviation['url']})"
+    elif report.passed and deviation:
+        measured["xpass"] = True
+        report.outcome = "failed"
+        report.longrepr = (f"known deviation no longer happens: {deviation['reason']} "
+                           f"({deviation['url']})")
+    report.user_properties.append((OUTCOME, json.dumps(measured)))
+    return report
+
+
+def measure(exc: BaseException) -> dict[str, Any]:
+    """The fields a failure carries: the CKR code returned (from the raw layer, from a
+    python-pkcs11 exception, or from a check's own assertion), the severity a return-code
+    check decided, and whether the raw layer's child process died or hung."""
+    if isinstance(exc, ModuleCrashed | ModuleTimedOut):
+        return {"crash": "timeout" if isinstance(exc, ModuleTimedOut) else "crash"}
+    if isinstance(exc, UnexpectedReturn):  # its own message, without the class name
+        return {"code": exc.returned, "severity": exc.severity,
+                "message": str(exc).split("\n")[0]}
+    if isinstance(exc, CKRError):
+        return {"code": exc.name}
+    if isinstance(exc, PKCS11Error):
+        name = returned(exc)
+        return {"code": name} if name.startswith("CKR_") else {}
+    return {}
 
 
 class Recorder:
@@ -418,11 +504,14 @@ class Recorder:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        payload = next((v for k, v in report.user_properties if k == PAYLOAD), None)
+        properties = dict(report.user_properties)
+        payload = properties.get(PAYLOAD)
         if payload is not None:
             report.user_properties = [(k, v) for k, v in report.user_properties
-                                      if k != PAYLOAD]
-            results.record_phase(self.cases, json.loads(str(payload)), report)
+                                      if k not in (PAYLOAD, OUTCOME)]
+            measured = properties.get(OUTCOME)
+            results.record_phase(self.cases, json.loads(str(payload)), report,
+                                 json.loads(str(measured)) if measured else {})
         elif str(report.when) == "???" and "crashed" in str(report.longrepr):
             # pytest-xdist reports a worker that died mid-test with a bare report: keep
             # the case (and what it was) so the results show the crash.
@@ -462,7 +551,9 @@ class AllureOutput:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         item = self.item
         if item is not None and report.nodeid == item.nodeid and CASE in item.stash:
-            results.record_phase(self.cases, json.loads(item.stash[CASE].payload()), report)
+            measured = dict(report.user_properties).get(OUTCOME)
+            results.record_phase(self.cases, json.loads(item.stash[CASE].payload()), report,
+                                 json.loads(str(measured)) if measured else {})
         elif (str(report.when) == "???" and "crashed" in str(report.longrepr)
               and RECORDER in self.config.stash):
             entry = self.config.stash[RECORDER].cases.get(report.nodeid)
@@ -489,6 +580,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     run_info = results.run_info(run.vendor, run.profiles, run.target.info(), run.started,
                                 config.invocation_params.args)
     records = results.finish_records(config.stash[RECORDER].cases)
+    if exitstatus == pytest.ExitCode.INTERRUPTED:  # Ctrl-C, SIGTERM: never a verdict
+        run_info["incomplete"] = {"reason": "interrupted", "cases_recorded": len(records)}
     results.write(run.results_path, run_info, records)
     allure_dir = config.getoption("allure_report_dir", None)
     if allure_dir:

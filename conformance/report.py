@@ -151,10 +151,32 @@ def profile_case_rows(doc: Document) -> tuple[list[dict[str, Any]], list[str]]:
     return cases, [key for key in CASE_ISSUES if key in mentioned]
 
 
-def _observed(case: dict[str, Any]) -> str:
-    """What a case measured: an XFAIL's message without the deviation it declares (which
-    the Known deviations section shows)."""
-    return str(case["message"]).partition("; observed: ")[2] or str(case["message"])
+NO_REPORT = "no upstream report found"
+SEVERITY_TEXT = {
+    "must": "must: the spec says shall or names the one code; counts against profiles",
+    "should": "should: a SHOULD, or a code the function may return but not the one named",
+    "strict": "strict: a caller obligation the module does not enforce",
+    "robustness": "robustness: the module mishandles a caller's contract violation",
+}
+
+
+def missing_claims(doc: Document) -> list[str]:
+    """Each requirement a judged profile makes and the vendor does not claim, once."""
+    return sorted({m for v in doc["verdicts"] for m in v.get("missing", [])})
+
+
+def _finding_statuses(finding: dict[str, Any]) -> str:
+    return ", ".join(f"{n} {s}" for s, n in finding["statuses"].items())
+
+
+def _upstream(finding: dict[str, Any], as_link: Any) -> str:
+    """The finding's upstream link, and whether the failure is the one it describes."""
+    if finding["link"] is None:
+        return NO_REPORT
+    text = str(as_link(finding["link"]))
+    if finding["deviation_matched"] is False:
+        text += " (declared as a known deviation, but what was observed differs)"
+    return text
 
 
 def _case_name(case: dict[str, Any]) -> str:
@@ -183,6 +205,8 @@ def render_markdown(doc: Document) -> str:
         rows = []
         for v in doc["verdicts"]:
             why = "; ".join(f"{f['requirement']} ({_failing(f['cases'])})" for f in v["failing"])
+            if v.get("missing"):
+                why += ("; " if why else "") + f"{len(v['missing'])} not claimed (MISSING)"
             if v["unchecked"]:
                 why += ("; " if why else "") + "no checks yet for " + ", ".join(v["unchecked"])
             rows.append([md_cell(v["profile"]), f"**{VERDICT_TEXT[v['status']]}**",
@@ -191,6 +215,28 @@ def render_markdown(doc: Document) -> str:
                            "failing requirements"], rows)
     else:
         lines.append("No profile was judged in this run.")
+    if doc["run_info"].get("incomplete"):
+        lines += ["", "**This run was interrupted: the results are incomplete and judge "
+                  "nothing.**"]
+
+    found = doc["findings"]
+    lines += ["", f"## Findings ({len(found)} rules)", "",
+              "Every check that did not pass, once per rule, most severe first. Severities: "
+              + "; ".join(SEVERITY_TEXT.values()) + ".", ""]
+    if found:
+        lines += md_table(["severity", "rule", "cases", "spec clause", "observed", "upstream",
+                           "reproduce one"], [
+            [f["severity"], f"`{md_cell(f['rule'])}`", md_cell(_finding_statuses(f)),
+             md_cell(f["spec"]), md_cell(f["observed"][0][:300]),
+             _upstream(f, lambda u: md_link(u, u)),
+             f"`{md_cell(f['reproduce'])}`"] for f in found])
+    else:
+        lines.append("None.")
+    missing = missing_claims(doc)
+    lines += ["", f"## Required but not claimed (MISSING, {len(missing)})", "",
+              "What a judged profile requires and the vendor file does not claim: not run, "
+              "and the profile is not met.", ""]
+    lines += [f"- {md_cell(m)}" for m in missing] or ["None."]
 
     lines += ["", "## Areas", "",
               "Required: cases a judged profile requires, passed of all. Optional claimed: "
@@ -203,7 +249,7 @@ def render_markdown(doc: Document) -> str:
                            str(a["unclaimed"]), *(str(a["statuses"][s]) for s in STATUSES),
                            a["time"]])
     lines += md_table(["area", "required passed", "optional claimed passed", "not claimed",
-                       *STATUSES, "time"], area_table, numeric=range(1, 13))
+                       *STATUSES, "time"], area_table, numeric=range(1, 5 + len(STATUSES)))
 
     oasis, issues = profile_case_rows(doc)
     if oasis:
@@ -213,7 +259,7 @@ def render_markdown(doc: Document) -> str:
                   "Replayed call by call under the permitted variations (Profiles v3.2 "
                   "section 3.1); the first divergence, or why the case did not apply.", ""]
         lines += md_table(["case", "status", "first divergence or reason"], [
-            [md_cell(_case_name(c)), c["status"], md_cell(_observed(c)[:700] or "-")]
+            [md_cell(_case_name(c)), c["status"], md_cell(c["message"][:700] or "-")]
             for c in oasis])
         if issues:
             lines += ["", "Where the specification's text and its XML disagree (the replay's "
@@ -350,6 +396,9 @@ def render_html(doc: Document) -> str:
         for v in doc["verdicts"]:
             items = [f"<li><code>{esc(f['requirement'])}</code> {esc(_failing(f['cases']))}"
                      "</li>" for f in v["failing"]]
+            if v.get("missing"):
+                items.append(f'<li><a href="#missing">{len(v["missing"])} not claimed '
+                             "(MISSING)</a></li>")
             if v["unchecked"]:
                 items.append("<li>no checks yet for " + ", ".join(
                     f"<code>{esc(u)}</code>" for u in v["unchecked"]) + "</li>")
@@ -362,6 +411,31 @@ def render_html(doc: Document) -> str:
                                 "failing requirements"], rows))
     else:
         body.append("<p>No profile was judged in this run.</p>")
+    if info.get("incomplete"):
+        body.append('<p class="note"><b>This run was interrupted: the results are '
+                    "incomplete and judge nothing.</b></p>")
+
+    found = doc["findings"]
+    body.append(f'<h2 id="findings">Findings ({len(found)} rules)</h2>')
+    body.append('<p class="note">Every check that did not pass, once per rule, most severe '
+                "first.</p><ul class=compact>" + "".join(
+                    f"<li>{esc(t)}</li>" for t in SEVERITY_TEXT.values()) + "</ul>")
+    if found:
+        body.append(html_table(["severity", "rule", "cases", "spec clause and observed",
+                                "upstream", "reproduce one"], [
+            [text_cell(f["severity"]), Cell(f"<span class=id>{esc(f['rule'])}</span>"),
+             text_cell(_finding_statuses(f)),
+             Cell(f"{esc(f['spec'])}<br><span class=muted>{esc(f['observed'][0])}</span>"),
+             Cell(_upstream(f, link)),
+             Cell(f"<code>{esc(f['reproduce'])}</code>")] for f in found], css="zebra fails"))
+    else:
+        body.append("<p>None: every check that ran passed.</p>")
+    missing = missing_claims(doc)
+    body.append(f'<h2 id="missing">Required but not claimed (MISSING, {len(missing)})</h2>')
+    body.append('<p class="note">What a judged profile requires and the vendor file does not '
+                "claim: not run, and the profile is not met.</p>")
+    body.append('<ul class="compact">' + "".join(f"<li>{esc(m)}</li>" for m in missing)
+                + "</ul>" if missing else "<p>None.</p>")
 
     body.append('<h2 id="areas">Areas</h2>')
     body.append('<p class="note">Required: cases a judged profile requires, passed of all. '
@@ -392,7 +466,7 @@ def render_html(doc: Document) -> str:
                     "not apply.</p>")
         body.append(html_table(["case", "status", "first divergence or reason"], [
             [text_cell(_case_name(c)), Cell(_status(c["status"])),
-             text_cell(_observed(c) or "-")] for c in oasis]))
+             text_cell(c["message"] or "-")] for c in oasis]))
         if issues:
             body.append("<p>Where the specification's text and its XML disagree (the "
                         "replay's policy for each):</p><ul>" + "".join(
@@ -442,7 +516,8 @@ def render_html(doc: Document) -> str:
          num_cell(f"{c['duration']:.3f} s")] for c in slowest(doc)]))
 
     body += _rows_section(doc)
-    toc = [("verdicts", "Verdicts"), ("areas", "Areas"), ("failures", "Failures"),
+    toc = [("verdicts", "Verdicts"), ("findings", "Findings"), ("missing", "Missing"),
+           ("areas", "Areas"), ("failures", "Failures"),
            ("deviations", "Known deviations"), ("skips", "Skips"),
            ("durations", "Durations"), ("rows", "By mechanism"), ("identity", "Identity")]
     if doc.get("bench"):

@@ -23,11 +23,12 @@ from typing import Any
 import pytest
 
 from . import __version__
+from .aggregate import PASSING
 from .model import Profile, Vendor
 from .suite import NOT_APPLICABLE
 
-FORMAT = 1
-PASSING = ("PASS", "XPASS")
+# 2: MISSING, severities, observed codes, known deviations that match, findings.
+FORMAT = 2
 
 
 def binding_versions() -> dict[str, str]:
@@ -102,12 +103,15 @@ def run_info(vendor: Vendor, profiles: Sequence[Profile], target: dict[str, Any]
 
 
 def record_phase(cases: dict[str, dict[str, Any]], payload: dict[str, Any],
-                 report: pytest.TestReport) -> None:
+                 report: pytest.TestReport, measured: dict[str, Any] | None = None) -> None:
+    """One phase of a case; `measured` is what the plugin took from a failure (code,
+    severity, crash, the known deviation's match, xpass)."""
     entry = cases.setdefault(report.nodeid, {"case": payload, "phases": {}, "duration": 0.0})
     entry["phases"][report.when] = {
         "outcome": report.outcome,
-        "message": _message(report),
+        "message": failure_message(report),
         "wasxfail": getattr(report, "wasxfail", None),
+        "measured": measured or {},
     }
     entry["duration"] += report.duration
 
@@ -135,7 +139,7 @@ def record_crash(cases: dict[str, dict[str, Any]], nodeid: str, message: str,
     entry["timed_out"] = timed_out
 
 
-def _message(report: pytest.TestReport) -> str:
+def failure_message(report: pytest.TestReport) -> str:
     """The first line of what went wrong, or the skip reason."""
     longrepr = report.longrepr
     if longrepr is None:
@@ -155,29 +159,28 @@ def _status(case: dict[str, Any], phases: dict[str, dict[str, Any]],
         return "TIMEOUT", "no result within the vendor's timeout_seconds; the worker was stopped"
     if crash:
         return "CRASH", f"the module process died during the test ({crash})"
+    if case.get("action") == "missing":
+        return "MISSING", case["reason"]
     setup, call, teardown = (phases.get(w) for w in ("setup", "call", "teardown"))
     if setup and setup["outcome"] == "failed":
         return "ERROR", setup["message"]
     if setup and setup["outcome"] == "skipped":
-        if setup["wasxfail"] is not None:
-            return "XFAIL", setup["wasxfail"]
         return "SKIP", setup["message"]
     if call is None:
         return "ERROR", "the test never ran (interrupted)"
+    measured = call.get("measured", {})
+    if measured.get("crash"):  # the raw layer's child process died or hung
+        return ("TIMEOUT" if measured["crash"] == "timeout" else "CRASH"), call["message"]
+    if measured.get("xpass"):
+        return "XPASS", call["message"]
     if call["outcome"] == "failed":
-        if call["message"].startswith("[XPASS(strict)]"):
-            return "XPASS", call["message"]
-        return "FAIL", call["message"]
+        return "FAIL", measured.get("message", call["message"])
     if call["outcome"] == "skipped":
-        if call["wasxfail"] is not None:  # the declared deviation, and what was measured
-            observed = call["message"]
-            return "XFAIL", call["wasxfail"] + (f"; observed: {observed}" if observed
-                                                 and observed not in call["wasxfail"] else "")
+        if call["wasxfail"] is not None:
+            return "XFAIL", measured.get("message", call["message"])
         return "SKIP", call["message"]
     if teardown and teardown["outcome"] == "failed":
         return "ERROR", teardown["message"]
-    if call["wasxfail"] is not None:
-        return "XPASS", call["wasxfail"]
     return "PASS", ""
 
 
@@ -187,12 +190,11 @@ def finish_records(cases: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
         case = entry["case"]
         status, message = _status(case, entry["phases"], entry.get("crash"),
                                   entry.get("timed_out", False))
-        if status in ("FAIL", "ERROR"):  # the raw layer's child process died or hung
-            if message.startswith(("conformance.isolation.ModuleCrashed", "ModuleCrashed")):
-                status = "CRASH"
-            elif message.startswith(("conformance.isolation.ModuleTimedOut", "ModuleTimedOut")):
-                status = "TIMEOUT"
+        measured = entry["phases"].get("call", {}).get("measured", {})
         applies = not (status == "SKIP" and message.startswith(NOT_APPLICABLE))
+        deviation = case["known_deviation"]
+        if deviation and status in ("FAIL", "XFAIL"):
+            deviation = {**deviation, "matched": status == "XFAIL"}
         records.append({
             "id": case["id"], "nodeid": nodeid, "area": case["area"], "test": case["test"],
             "mechanisms": case["mechanisms"], "functions": case["functions"],
@@ -200,25 +202,46 @@ def finish_records(cases: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
             "parameters": case["parameters"], "requirement": case["requirement"],
             "required_by": case["required_by"], "status": status,
             "expected_status": case["expected_status"] if applies else "SKIP",
+            "severity": severity(status, case.get("severity", "must"), measured),
+            "observed": measured.get("code"),
             "message": message, "applicable": applies,
-            "spec": case["spec"], "known_deviation": case["known_deviation"],
+            "spec": case["spec"], "known_deviation": deviation,
             "duration": round(entry["duration"], 6),
             **({"between": case["between"]} if "between" in case else {}),
         })
     return sorted(records, key=lambda r: r["id"])
 
 
+def severity(status: str, declared: str, measured: dict[str, Any]) -> str:
+    """A check's declared severity, or the one its return-code judgement decided (a
+    permitted code that is not the named one is a `should` finding in a `must` check)."""
+    if status in ("FAIL", "XFAIL") and declared == "must":
+        return str(measured.get("severity", declared))
+    return declared
+
+
+def counts_against(record: dict[str, Any]) -> bool:
+    """A required case that keeps its profile from being met: a `must` finding (a FAIL,
+    a known deviation, a crash, a hang, a harness error), not a MISSING claim (listed on
+    its own) and not a lower-severity finding (reported in its own section)."""
+    return (record["status"] not in (*PASSING, "MISSING")
+            and record.get("severity", "must") == "must")
+
+
 def verdicts(run: dict[str, Any], records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per profile: met only when every required case passed and every requirement of
-    the profile is checked by at least one case. No number across profiles."""
+    """Per profile: met only when every required case passed (a `must` finding fails it),
+    every requirement is claimed (MISSING otherwise, once per requirement) and every
+    requirement of the profile is checked by at least one case. No number across
+    profiles."""
     out = []
     for profile in run["profiles"]:
         pid = profile["id"]
         required = [r for r in records if pid in r["required_by"] and r["applicable"]]
         demanded = set(profile["functions"] + profile["objects"] + profile["mechanisms"])
         failing: dict[str, list[dict[str, str]]] = {}
+        missing = sorted({r["message"] for r in required if r["status"] == "MISSING"})
         for record in required:
-            if record["status"] not in PASSING:
+            if counts_against(record):
                 # Name the requirement of this profile that the case checks.
                 marked = record["mechanisms"] + record["functions"] + record["objects"]
                 ours = [n for n in marked if n in demanded] or marked or [record["test"]]
@@ -232,15 +255,56 @@ def verdicts(run: dict[str, Any], records: list[dict[str, Any]]) -> list[dict[st
                    for name in r["mechanisms"] + r["functions"] + r["objects"]}
         unchecked = [name for name in profile["functions"] + profile["objects"]
                      + profile["mechanisms"] if name not in covered]
-        status = "not met" if failing else "incomplete" if unchecked else "met"
+        status = "not met" if failing or missing else "incomplete" if unchecked else "met"
+        if run.get("incomplete"):  # an interrupted run judges nothing
+            status = "incomplete"
         out.append({
             "profile": pid, "title": profile["title"], "status": status,
             "required_cases": len(required),
             "passed": sum(r["status"] in PASSING for r in required),
             "failing": [{"requirement": k, "cases": v} for k, v in sorted(failing.items())],
+            "missing": missing,
             "unchecked": unchecked,
+            "interrupted": bool(run.get("incomplete")),
         })
     return out
+
+
+FINDING_STATUSES = ("FAIL", "XFAIL", "XPASS", "CRASH", "TIMEOUT", "ERROR")
+SEVERITY_ORDER = ("must", "should", "strict", "robustness")
+
+
+def findings(run: dict[str, Any], records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What a vendor can act on: the cases that did not pass, grouped by rule (the check,
+    not its parametrized cases) and by the known deviation that covers them, each with its
+    clause, severity, what was observed, its upstream link (None: no upstream report found),
+    whether the failure matched what the deviation declares, and the command that
+    reproduces one."""
+    groups: dict[tuple[str, str, bool], list[dict[str, Any]]] = {}
+    for record in records:
+        if record["status"] in FINDING_STATUSES:
+            deviation = record["known_deviation"] or {}
+            key = (record["id"].partition("[")[0], deviation.get("url", ""),
+                   bool(deviation.get("matched", True)))
+            groups.setdefault(key, []).append(record)
+    out = []
+    for (rule, url, matched), cases in groups.items():
+        statuses: dict[str, int] = {}
+        for case in cases:
+            statuses[case["status"]] = statuses.get(case["status"], 0) + 1
+        observed = list(dict.fromkeys(c["message"] for c in cases))
+        out.append({
+            "rule": rule, "area": cases[0]["area"], "spec": cases[0]["spec"],
+            "severity": min((c["severity"] for c in cases), key=SEVERITY_ORDER.index),
+            "statuses": dict(sorted(statuses.items())), "cases": len(cases),
+            "observed": observed[:3], "more_observations": max(0, len(observed) - 3),
+            "link": url or None, "deviation_matched": matched if url else None,
+            "reproduce": f"pytest --vendor {run['vendor']['file']} "
+                         f"'conformance/suites/{cases[0]['id']}'",
+            "example": cases[0]["id"],
+        })
+    return sorted(out, key=lambda f: (SEVERITY_ORDER.index(f["severity"]), f["rule"],
+                                      f["link"] or ""))
 
 
 def verdict_lines(verdicts: list[dict[str, Any]]) -> list[str]:
@@ -250,6 +314,10 @@ def verdict_lines(verdicts: list[dict[str, Any]]) -> list[str]:
         line = f"{v['profile']}: {head} ({v['passed']}/{v['required_cases']} required cases pass)"
         if v["failing"]:
             line += "; failing: " + ", ".join(f["requirement"] for f in v["failing"])
+        if v["missing"]:
+            line += f"; {len(v['missing'])} requirements not claimed (MISSING)"
+        if v.get("interrupted"):
+            line += "; the run was interrupted: no verdict"
         if v["unchecked"]:
             line += "; not checked by this suite version: " + ", ".join(v["unchecked"])
         lines.append(line)
@@ -261,7 +329,8 @@ def write(path: Path, run: dict[str, Any], records: list[dict[str, Any]]) -> Non
     for record in records:
         counts[record["status"]] = counts.get(record["status"], 0) + 1
     document = {"format": FORMAT, "run_info": run, "summary": dict(sorted(counts.items())),
-                "verdicts": verdicts(run, records), "cases": records}
+                "verdicts": verdicts(run, records), "findings": findings(run, records),
+                "cases": records}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(document, indent=1, sort_keys=False) + "\n")
 

@@ -110,6 +110,10 @@ CONDITIONS: dict[str, Condition] = {
         ("CKR_USER_NOT_LOGGED_IN",),
         "PKCS#11 v2.40 §5.1.6, CKR_USER_NOT_LOGGED_IN (\"the appropriate user ... is not "
         "logged in\")"),
+    "logout-without-login": Condition(
+        ("CKR_USER_NOT_LOGGED_IN", "CKR_OK"),
+        "PKCS#11 v2.40 §5.6.8 C_Logout (lists CKR_USER_NOT_LOGGED_IN, but does not make "
+        "logging out with nobody logged in an error) and §5.1.6: either answer"),
     "user-already-logged-in": Condition(
         ("CKR_USER_ALREADY_LOGGED_IN",),
         "PKCS#11 v2.40 §5.1.6, CKR_USER_ALREADY_LOGGED_IN (\"can only be returned by "

@@ -32,7 +32,7 @@ from .. import keypolicy, provisioning, results
 from ..crosscheck import Keys
 from ..loading import ConfigError, load_vendor
 from ..model import Decision, Value, Vendor, decide
-from ..plugin import PAYLOAD, Recorder, make_run_dir, watch_time
+from ..plugin import PAYLOAD, Recorder, deviation_payload, make_run_dir, watch_time
 from ..target import Target, TargetError, open_target
 
 TESTS_DIR = Path(__file__).parent
@@ -265,19 +265,15 @@ def _case(metafunc: pytest.Metafunc, ident: str, between: Sequence[Vendor],
         "requirement": "optional", "required_by": [],
         "action": "skip" if reason else "run", "reason": reason or "",
         "expected_status": "SKIP" if reason else "FAIL" if deviation else "PASS",
-        "known_deviation": deviation and {"url": deviation.url, "reason": deviation.reason},
+        "known_deviation": deviation_payload(deviation),
         "between": [v.id for v in between],
     }
 
 
 def _param(values: Sequence[Any], ident: str, payload: dict[str, Any]) -> Any:
     marks = [pytest.mark.interop_case(payload)]
-    if payload["action"] == "skip":
+    if payload["action"] == "skip":  # a known deviation is judged by conformance.plugin
         marks.append(pytest.mark.skip(reason=payload["reason"]))
-    elif payload["known_deviation"]:
-        deviation = payload["known_deviation"]
-        marks.append(pytest.mark.xfail(strict=True, reason=f"known deviation: "
-                                       f"{deviation['reason']} ({deviation['url']})"))
     return pytest.param(*values, marks=marks, id=ident)
 
 
