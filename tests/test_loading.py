@@ -21,7 +21,8 @@ claims:
   CKM_SHA256: {}
   CKM_RSA_PKCS_KEY_PAIR_GEN: {key_sizes: [2048, 3072]}
 known_deviations:
-  - {test: "digest/*", url: "https://example.org/bug/1", reason: "a reason"}
+  - {test: "digest/*", url: "https://example.org/bug/1", reason: "a reason",
+     observed: {code: CKR_GENERAL_ERROR}}
 """
 
 # (what is wrong, text replaced in GOOD_VENDOR -> new text, key named, problem named)
@@ -44,6 +45,22 @@ VENDOR_MISTAKES = [
      "missing required key"),
     ("deviation url not a link", "https://example.org/bug/1", "see the bug tracker",
      "known_deviations[0].url", "is not a link"),
+    ("deviation linking a source file", "https://example.org/bug/1",
+     "https://github.com/softhsm/SoftHSMv2/blob/develop/src/lib/SoftHSM.cpp",
+     "known_deviations[0].url", "links source code or a repository"),
+    ("deviation linking a repository tree", "https://example.org/bug/1",
+     "https://github.com/opencryptoki/opencryptoki/tree/v3.8.1", "known_deviations[0].url",
+     "links source code or a repository"),
+    ("deviation without an observation", ",\n     observed: {code: CKR_GENERAL_ERROR}", "",
+     "known_deviations[0].observed", "missing required key"),
+    ("observation of an unknown code", "CKR_GENERAL_ERROR}", "CKR_GENERAL_EROR}",
+     "known_deviations[0].observed.code", "unknown return value 'CKR_GENERAL_EROR'"),
+    ("observation of both code and message", "{code: CKR_GENERAL_ERROR}",
+     "{code: CKR_GENERAL_ERROR, message: x}", "known_deviations[0].observed",
+     "exactly one of code"),
+    ("observation pattern not a regular expression", "{code: CKR_GENERAL_ERROR}",
+     "{message: '(unclosed'}", "known_deviations[0].observed.message",
+     "is not a regular expression"),
     ("key sizes not a list", "{key_sizes: [2048, 3072]}", "{key_sizes: 2048}",
      "claims.CKM_RSA_PKCS_KEY_PAIR_GEN.key_sizes", "expected a list"),
     ("key size of wrong type", "[2048, 3072]", "[2048, big]",
@@ -99,6 +116,7 @@ def test_good_vendor_loads(write):
     vendor = load_vendor(write("acme-hsm.yaml", GOOD_VENDOR))
     assert vendor.claims["CKM_RSA_PKCS_KEY_PAIR_GEN"] == {"key_sizes": (2048, 3072)}
     assert vendor.known_deviations[0].matches("digest/test_digest.py::test_x[CKM_SHA256]")
+    assert vendor.known_deviations[0].observed.code == "CKR_GENERAL_ERROR"
     assert vendor.token.provision == "softhsm2"
 
 

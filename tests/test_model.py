@@ -6,6 +6,7 @@ from pathlib import Path
 
 from conformance.model import (
     KnownDeviation,
+    Observation,
     ModuleSpec,
     Profile,
     TokenSpec,
@@ -34,11 +35,11 @@ def test_required_and_claimed_runs_as_required():
     assert (d.action, d.required_by, d.expected_status) == ("run", ("p",), "PASS")
 
 
-def test_required_but_unclaimed_variant_fails_with_reason():
+def test_required_but_unclaimed_variant_is_missing_with_reason():
     d = decide(vendor({KEYGEN: {"key_sizes": (2048,)}}),
                (profile({KEYGEN: {"key_sizes": (3072, 4096)}}),), "c", (KEYGEN,), (),
                {"key_sizes": 4096})
-    assert d.action == "fail"
+    assert (d.action, d.expected_status) == ("missing", "MISSING")
     assert d.reason == (f"{KEYGEN} (key_sizes=4096) required by profile p, "
                         "not claimed by vendor acme")
 
@@ -62,9 +63,27 @@ def test_profile_value_list_limits_what_is_required():
     assert (d.action, d.requirement) == ("run", "optional")
 
 
-def test_required_function_not_claimed_fails():
+def test_required_function_not_claimed_is_missing():
     d = decide(vendor({}), (profile(functions=("C_GetInfo",)),), "c", (), ("C_GetInfo",), {})
-    assert d.action == "fail" and "C_GetInfo required by profile p" in d.reason
+    assert d.action == "missing" and "C_GetInfo required by profile p" in d.reason
+
+
+def test_missing_claim_ignores_known_deviations():
+    """Nothing runs, so no declared observation can be matched."""
+    dev = KnownDeviation("c", "https://example.org/1", "broken")
+    d = decide(vendor({}, deviations=[dev]), (profile(functions=("C_GetInfo",)),), "c", (),
+               ("C_GetInfo",), {})
+    assert (d.action, d.deviation) == ("missing", None)
+
+
+def test_observation_matches_a_code_or_a_message_pattern():
+    assert Observation(code="CKR_GENERAL_ERROR").matches("CKR_GENERAL_ERROR", "")
+    assert not Observation(code="CKR_GENERAL_ERROR").matches("CKR_DATA_INVALID",
+                                                             "CKR_GENERAL_ERROR")
+    assert not Observation(code="CKR_GENERAL_ERROR").matches(None, "")
+    assert Observation(message=r"got 2\.40").matches(None, "expected 3.2, got 2.40")
+    assert not Observation(message="got 3").matches("CKR_OK", "expected 3.2, got 2.40")
+    assert not Observation().matches("CKR_OK", "anything")
 
 
 def test_prerequisite_mechanism_must_be_claimed_too():
