@@ -6,8 +6,8 @@ from pathlib import Path
 
 from conformance.model import (
     KnownDeviation,
-    Observation,
     ModuleSpec,
+    Observation,
     Profile,
     TokenSpec,
     Vendor,

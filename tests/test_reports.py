@@ -335,10 +335,7 @@ def test_allure_output_of_a_small_run(tmp_path):
     profile.write_text("schema: 1\nprofile: digests\ntitle: Digests\nsource: a test\n"
                        "required: {CKM_SHA384: {}, CKM_SHA256: {}}\n")
     (tmp_path / "test_crash.py").write_text("import os\n\ndef test_dies():\n    os.abort()\n")
-    vendor = small_vendor(tmp_path, (  # required, not claimed, and a known deviation: XFAIL
-        "known_deviations:\n"
-        "  - {test: 'digest/test_digest.py::test_digest_multi_part*[CKM_SHA384-short]',\n"
-        "     url: 'https://example.org/3', reason: 'no SHA-384 yet'}\n"))
+    vendor = small_vendor(tmp_path, "")  # SHA-384 required, not claimed: MISSING
     allure = tmp_path / "allure"
     run = [sys.executable, "-m", "pytest", "--vendor", str(vendor), "--profile", str(profile),
            "-p", "no:cacheprovider", "-n", "2"]
@@ -352,6 +349,7 @@ def test_allure_output_of_a_small_run(tmp_path):
     categories = json.loads((allure / "categories.json").read_text())
     names = {c["name"]: c for c in categories}
     assert {"Non-conformance (FAIL)", "Harness errors (ERROR)",
+            "Required but not claimed (MISSING)",
             "Module crashes and hangs (CRASH, TIMEOUT)"} <= set(names)
 
     def category(result: dict[str, Any]) -> list[str]:
@@ -367,16 +365,14 @@ def test_allure_output_of_a_small_run(tmp_path):
         assert ("parentSuite", "small") in labels and ("feature", case["area"]) in labels
         assert ("story", subject(case)) in labels
         assert sorted(v for k, v in labels if k == "epic") == case["required_by"]
-        status = {"PASS": "passed", "FAIL": "failed", "SKIP": "skipped",
-                  "XFAIL": "skipped"}[case["status"]]
+        status = {"PASS": "passed", "MISSING": "failed", "SKIP": "skipped"}[case["status"]]
         assert result["status"] == status, (result, case)
-        if case["status"] in ("FAIL", "XFAIL"):
-            assert result["statusDetails"]["message"] == f"{case['status']}: {case['message']}"
-            assert category(result) == [{"FAIL": "Non-conformance (FAIL)",
-                                         "XFAIL": "Known deviations (XFAIL)"}[case["status"]]]
+        if case["status"] == "MISSING":
+            assert result["statusDetails"]["message"] == f"MISSING: {case['message']}"
+            assert category(result) == ["Required but not claimed (MISSING)"]
             assert result["fullName"] and result["historyId"]
         seen[case["status"]] += 1
-    assert seen["FAIL"] == 5 and seen["XFAIL"] == 1 and seen["PASS"] and seen["SKIP"]
+    assert seen["MISSING"] == 6 and seen["PASS"] and seen["SKIP"]
     assert sum(("epic", "digests") in [(x["name"], x["value"]) for x in r["labels"]]
                for r in found) == sum("digests" in c["required_by"] for c in cases.values())
 
