@@ -11,6 +11,7 @@ SERIAL, RW = ck.CKF_SERIAL_SESSION, ck.CKF_SERIAL_SESSION | ck.CKF_RW_SESSION
 SHA256 = int(mechanism("CKM_SHA256"))
 AES_ECB = int(mechanism("CKM_AES_ECB"))
 AES_KEY_GEN = int(mechanism("CKM_AES_KEY_GEN"))
+AES_KEY_WRAP = int(mechanism("CKM_AES_KEY_WRAP"))
 SHA256_RSA_PKCS = int(mechanism("CKM_SHA256_RSA_PKCS"))
 RSA_KEY_PAIR_GEN = int(mechanism("CKM_RSA_PKCS_KEY_PAIR_GEN"))
 EC_KEY_PAIR_GEN = int(mechanism("CKM_EC_KEY_PAIR_GEN"))

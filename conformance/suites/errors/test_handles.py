@@ -12,13 +12,15 @@ CKR_MECHANISM_INVALID, so the mechanisms those calls use are marked and must be 
 import pytest
 from pkcs11 import Attribute, ObjectClass
 
-from conformance.suite import one_of, refused
+from conformance.names import mechanism
+from conformance.suite import expect_code, one_of, refused
 from conformance.suites.errors.common import (
-    AES_ECB,
+    AES_KEY_WRAP,
     CKA_CLASS,
     SERIAL,
     SHA256,
     SHA256_RSA_PKCS,
+    aes_key,
     logged_in,
     private_key,
     unissued,
@@ -118,29 +120,63 @@ def digest_key(raw, session, key):
     raw.digest_key(session, key)
 
 
-KEY_CALLS = {
-    "C_DigestKey": digest_key,
-    "C_EncryptInit": lambda raw, h, key: raw.encrypt_init(h, AES_ECB, key),
-    "C_SignInit": lambda raw, h, key: raw.sign_init(h, SHA256_RSA_PKCS, key),
+INITS = {
+    "C_DecryptInit": lambda raw, h, mech, key: raw.decrypt_init(h, mech, key),
+    "C_EncryptInit": lambda raw, h, mech, key: raw.encrypt_init(h, mech, key),
+    "C_SignInit": lambda raw, h, mech, key: raw.sign_init(h, mech, key),
+    "C_VerifyInit": lambda raw, h, mech, key: raw.verify_init(h, mech, key),
 }
-KEY_FUNCTIONS = [
-    param("C_DigestKey", pytest.mark.mechanism("CKM_SHA256")),
-    param("C_EncryptInit", pytest.mark.mechanism("CKM_AES_ECB")),
-    param("C_SignInit", pytest.mark.mechanism("CKM_SHA256_RSA_PKCS")),
-]
+# Every C_*Init that takes a key, with a mechanism of each family (the key's type cannot
+# matter: there is no key), and the other calls that take a key handle.
+KEY_CASES = sorted([
+    ("C_DecryptInit", "CKM_AES_ECB"), ("C_DecryptInit", "CKM_RSA_PKCS"),
+    ("C_EncryptInit", "CKM_AES_ECB"), ("C_EncryptInit", "CKM_RSA_PKCS"),
+    ("C_SignInit", "CKM_ECDSA"), ("C_SignInit", "CKM_RSA_PKCS"),
+    ("C_SignInit", "CKM_SHA256_RSA_PKCS"), ("C_SignInit", "CKM_SHA256_HMAC"),
+    ("C_VerifyInit", "CKM_ECDSA"), ("C_VerifyInit", "CKM_RSA_PKCS"),
+    ("C_VerifyInit", "CKM_SHA256_HMAC"),
+    ("C_DigestKey", "CKM_SHA256"),
+])
 
 
-@pytest.mark.parametrize("function", KEY_FUNCTIONS)
+def key_case(function, mechanism_name):
+    return pytest.param(function, mechanism_name, id=f"{function}-{mechanism_name}",
+                        marks=[pytest.mark.function(function),
+                               pytest.mark.mechanism(mechanism_name)])
+
+
+@pytest.mark.parametrize(("function", "mechanism_name"),
+                         [key_case(*case) for case in KEY_CASES])
 @OBJECT_KINDS
-def test_invalid_key_handle_is_refused(raw, kind, function):
-    """PKCS#11 v2.40 base §5.8.1 C_EncryptInit, §5.10.4 C_DigestKey, §5.11.1 C_SignInit,
-    §5.1.6: a key handle that names no object (a destroyed object, or a value never
-    issued) gives CKR_KEY_HANDLE_INVALID; these functions do not list
-    CKR_OBJECT_HANDLE_INVALID."""
+def test_invalid_key_handle_is_refused(raw, kind, function, mechanism_name):
+    """PKCS#11 v2.40 base §5.8.1 C_EncryptInit, §5.9.1 C_DecryptInit, §5.10.4 C_DigestKey,
+    §5.11.1 C_SignInit, §5.12.1 C_VerifyInit, §5.1.6: a key handle that names no object (a
+    destroyed object, or a value never issued) gives CKR_KEY_HANDLE_INVALID; these
+    functions do not list CKR_OBJECT_HANDLE_INVALID."""
     session = logged_in(raw)
     handle = bad_object(raw, session, kind)
-    refused("CKR_KEY_HANDLE_INVALID", f"{function} with a {kind} key handle",
-            KEY_CALLS[function], raw, session, handle)
+    mech = int(mechanism(mechanism_name))
+    what = f"{function}({mechanism_name}) with a {kind} key handle"
+    if function == "C_DigestKey":
+        expect_code("key-handle-invalid", function, digest_key, raw, session, handle,
+                    what=what)
+    else:
+        expect_code("key-handle-invalid", function, INITS[function], raw, session, mech,
+                    handle, what=what)
+
+
+@pytest.mark.function("C_WrapKey")
+@pytest.mark.function("C_GenerateKey")
+@pytest.mark.mechanism("CKM_AES_KEY_WRAP", "CKM_AES_KEY_GEN")
+@OBJECT_KINDS
+def test_wrap_key_with_invalid_key_handle_is_refused(raw, target, kind):
+    """PKCS#11 v2.40 base §5.13.1 C_WrapKey, §5.1.6: a handle of the key to wrap that names
+    no object gives CKR_KEY_HANDLE_INVALID (the wrapping key is valid)."""
+    session = logged_in(raw)
+    handle = bad_object(raw, session, kind)
+    wrapping = aes_key(raw, target, session, WRAP=True)
+    expect_code("key-handle-invalid", "C_WrapKey", raw.wrap_key, session, AES_KEY_WRAP,
+                wrapping, handle, what=f"C_WrapKey(CKM_AES_KEY_WRAP) of a {kind} key handle")
 
 
 # -- slot ids ----------------------------------------------------------------------------
