@@ -116,6 +116,34 @@ CURVE_BITS: dict[str, tuple[int, ...]] = {
 }
 SIZED = sorted({*KEY_SIZE_UNITS, *CURVE_MECHANISMS})
 
+# The other CK_MECHANISM_INFO flag bits (v2.40 base §3.5; v3.0 §3.6 adds the message
+# and curve-name flags and CKF_FIND_OBJECTS, v3.2 the encapsulation flags).
+EC_CAPABILITIES = (ck.CKF_EC_F_P | ck.CKF_EC_F_2M | ck.CKF_EC_ECPARAMETERS | ck.CKF_EC_OID
+                   | ck.CKF_EC_UNCOMPRESS | ck.CKF_EC_COMPRESS | ck.CKF_EC_CURVENAME)
+MESSAGE_CRYPT = ck.CKF_MESSAGE_ENCRYPT | ck.CKF_MESSAGE_DECRYPT | ck.CKF_MULTI_MESSAGE
+MESSAGE_SIGN = ck.CKF_MESSAGE_SIGN | ck.CKF_MESSAGE_VERIFY | ck.CKF_MULTI_MESSAGE
+DEFINED_FLAGS = (ck.CKF_HW | MESSAGE_CRYPT | MESSAGE_SIGN | ck.CKF_FIND_OBJECTS | FUNCTION_MASK
+                 | EC_CAPABILITIES | ck.CKF_ENCAPSULATE | ck.CKF_DECAPSULATE
+                 | ck.CKF_EXTENSION)
+
+
+def defined_flags(name: str) -> int:
+    """The flag bits C_GetMechanismInfo may set for mechanism `name`: for one of KINDS,
+    the function flags its kind allows, CKF_HW, CKF_EXTENSION, the message flags of the
+    functions it serves and, for an elliptic curve mechanism, the curve capability flags;
+    for any other mechanism every bit a PKCS#11 version defines."""
+    kind = KINDS.get(name)
+    if kind is None:
+        return DEFINED_FLAGS
+    flags = kind.allows | ck.CKF_HW | ck.CKF_EXTENSION
+    if kind.allows & CRYPT:
+        flags |= MESSAGE_CRYPT
+    if kind.allows & SIGN_VERIFY:
+        flags |= MESSAGE_SIGN
+    if name in CURVE_MECHANISMS:
+        flags |= EC_CAPABILITIES
+    return flags
+
 
 def flag_names(flags: int) -> str:
     names = [name for name, bit in FUNCTION_FLAGS.items() if flags & bit]

@@ -264,7 +264,14 @@ CKF_EC_OID = 0x00800000
 CKF_EC_UNCOMPRESS = 0x01000000
 CKF_EC_COMPRESS = 0x02000000
 CKF_EC_CURVENAME = 0x04000000  # v3.0
+CKF_ENCAPSULATE = 0x10000000  # v3.2
+CKF_DECAPSULATE = 0x20000000  # v3.2
 CKF_EXTENSION = 0x80000000
+
+# Every byte of an output structure is set to this before a call that fills it, so a
+# field the module leaves untouched reads as UNSET instead of a plausible zero.
+PATTERN_BYTE = 0xA5
+UNSET = int.from_bytes(bytes([PATTERN_BYTE]) * ctypes.sizeof(c_ulong), "little")
 
 # User types
 CKA_CLASS = 0x00000000
@@ -302,9 +309,13 @@ CKO_PUBLIC_KEY = 0x00000002
 CKO_PRIVATE_KEY = 0x00000003
 CKO_SECRET_KEY = 0x00000004
 CKK_RSA = 0x00000000
+CKK_DSA = 0x00000001
 CKK_EC = 0x00000003
 CKK_GENERIC_SECRET = 0x00000010
+CKK_DES = 0x00000013
+CKK_DES3 = 0x00000015
 CKK_AES = 0x0000001F
+CKK_EC_EDWARDS = 0x00000040  # v3.0
 CKA_TOKEN = 0x00000001
 CKA_PRIVATE = 0x00000002
 CKA_LABEL = 0x00000003
@@ -319,7 +330,9 @@ CKA_DECRYPT = 0x00000105
 CKA_WRAP = 0x00000106
 CKA_UNWRAP = 0x00000107
 CKA_SIGN = 0x00000108
+CKA_SIGN_RECOVER = 0x00000109
 CKA_VERIFY = 0x0000010A
+CKA_VERIFY_RECOVER = 0x0000010B
 CKA_DERIVE = 0x0000010C
 CKA_MODULUS = 0x00000120
 CKA_MODULUS_BITS = 0x00000121
@@ -330,12 +343,16 @@ CKA_PRIME_2 = 0x00000125
 CKA_EXPONENT_1 = 0x00000126
 CKA_EXPONENT_2 = 0x00000127
 CKA_COEFFICIENT = 0x00000128
+CKA_PRIME = 0x00000130
+CKA_SUBPRIME = 0x00000131
+CKA_BASE = 0x00000132
 CKA_VALUE_LEN = 0x00000161
 CKA_EXTRACTABLE = 0x00000162
 CKA_LOCAL = 0x00000163
 CKA_NEVER_EXTRACTABLE = 0x00000164
 CKA_ALWAYS_SENSITIVE = 0x00000165
 CKA_MODIFIABLE = 0x00000170
+CKA_EC_PARAMS = 0x00000180
 
 # --------------------------------------------------------------------------------------
 # C structures
@@ -818,8 +835,12 @@ class Module:
                 raise CKRError("C_GetMechanismList", rv)
             return [int(m) for m in mechanisms[: count.value]]
 
-    def get_mechanism_info(self, slot: int, mech: int) -> MechanismInfo:
+    def get_mechanism_info(self, slot: int, mech: int, fill: int = PATTERN_BYTE
+                           ) -> MechanismInfo:
+        """C_GetMechanismInfo into a structure whose bytes are all ``fill``: with the
+        default PATTERN_BYTE a field the module does not set reads as UNSET."""
         m = CK_MECHANISM_INFO()
+        ctypes.memset(byref(m), fill, ctypes.sizeof(m))
         self._check("C_GetMechanismInfo", slot, mech, byref(m))
         return MechanismInfo(int(m.ulMinKeySize), int(m.ulMaxKeySize), int(m.flags))
 
@@ -1076,6 +1097,49 @@ class Module:
         output = b"" if buffer is None else buffer.raw[: min(length.value, size or 0)]
         return rv, int(length.value), output
 
+    # -- one call with the pointers and lengths a check chooses (suites/errors) --------
+    # An input is bytes, or (bytes or None, length): a pointer and a length that need not
+    # agree (a NULL pointer with a length, a length past the buffer: robustness probes).
+    # An output is None (a NULL buffer), a size, or (size, declared): a buffer of `size`
+    # bytes announced as `declared` bytes.
+
+    def call_inputs(self, name: str, h: int, inputs: list[Any]) -> int:
+        """One call of ``name`` with a session and inputs only (C_DigestUpdate, C_Verify,
+        C_VerifyFinal, ...); returns the raw CK_RV."""
+        args: list[Any] = []
+        for item in inputs:
+            args += [item, len(item)] if isinstance(item, bytes) else list(item)
+        return self.call(name, h, *args)
+
+    def call_into(self, name: str, h: int, inputs: list[Any], size: Any
+                  ) -> tuple[int, int, bytes]:
+        """One call of ``name`` with a session, inputs, then an output buffer and its
+        length (C_Encrypt, C_EncryptUpdate, C_DigestFinal, ...). Returns the raw CK_RV,
+        the length after the call and the first that many bytes of the buffer (as many
+        as it holds)."""
+        args: list[Any] = []
+        for item in inputs:
+            args += [item, len(item)] if isinstance(item, bytes) else list(item)
+        allocated, declared = (0, 0) if size is None else (
+            (size, size) if isinstance(size, int) else size)
+        buffer = None if size is None else create_string_buffer(max(allocated, 1))
+        length = CK_ULONG(declared)
+        rv = self.call(name, h, *args, buffer, byref(length))
+        output = b"" if buffer is None else buffer.raw[: min(length.value, allocated)]
+        return rv, int(length.value), output
+
+    def wrap_key_into(self, h: int, mech: int, wrapping_key: int, key: int, size: Any
+                      ) -> tuple[int, int, bytes]:
+        """One C_WrapKey call (parameterless mechanism) with an output as in call_into."""
+        mechanism = CK_MECHANISM(mech, None, 0)
+        allocated = 0 if size is None else size
+        buffer = None if size is None else create_string_buffer(max(allocated, 1))
+        length = CK_ULONG(allocated)
+        rv = self.call("C_WrapKey", h, byref(mechanism), wrapping_key, key, buffer,
+                       byref(length))
+        output = b"" if buffer is None else buffer.raw[: min(length.value, allocated)]
+        return rv, int(length.value), output
+
     # -- attributes, copies and key usage (suites/attributes, suites/objects) ----------
     # Same template convention as above. The C_GetAttributeValue calls return the raw
     # CK_RV, because CKR_ATTRIBUTE_SENSITIVE, CKR_ATTRIBUTE_TYPE_INVALID and
@@ -1151,3 +1215,52 @@ class Module:
         self._check("C_WrapKey", h, byref(mechanism), wrapping_key, key, buffer,
                     byref(length))
         return buffer.raw[: length.value]
+
+    # -- operations with a mechanism parameter (suites/mechanisms: advertised works) -----
+
+    def operation_init(self, h: int, function: str, mech: int, key: int | None,
+                       parameter: Parameter = None) -> None:
+        """One C_*Init call ("C_EncryptInit", "C_SignRecoverInit", ...; key None for
+        C_DigestInit) with a mechanism parameter given as ``mechanism_parameter`` takes."""
+        pointer, length, _keep = mechanism_parameter(parameter)
+        mechanism = CK_MECHANISM(mech, pointer, length)
+        if key is None:
+            self._check(function, h, byref(mechanism))
+        else:
+            self._check(function, h, byref(mechanism), key)
+
+
+# A mechanism parameter: None (no parameter), bytes (the parameter's bytes as they are,
+# e.g. an IV), or a tuple standing for a structure whose fields are all CK_ULONGs and
+# pointers (CK_GCM_PARAMS, CK_RSA_PKCS_OAEP_PARAMS, ...): an int is a CK_ULONG field,
+# bytes a pointer to a copy of them, None a NULL pointer.
+Parameter = bytes | tuple[int | bytes | None, ...] | None
+
+
+def ulong_bytes(value: int) -> bytes:
+    """A CK_ULONG as the bytes of this platform, for parameters with inline arrays
+    (CK_AES_CTR_PARAMS: ulCounterBits, then cb[16])."""
+    return value.to_bytes(ctypes.sizeof(CK_ULONG), sys.byteorder)
+
+
+def mechanism_parameter(parameter: Parameter) -> tuple[int | None, int, list[Any]]:
+    """pParameter, ulParameterLen and the buffers they point into (keep them alive while
+    the call runs) for a Parameter."""
+    if parameter is None:
+        return None, 0, []
+    if isinstance(parameter, bytes):
+        data = create_string_buffer(parameter, max(len(parameter), 1))
+        return ctypes.addressof(data), len(parameter), [data]
+    keep: list[Any] = []
+    fields: list[tuple[str, Any]] = []
+    values: list[int | None] = []
+    for index, item in enumerate(parameter):
+        fields.append((f"field{index}", CK_ULONG if isinstance(item, int) else c_void_p))
+        if isinstance(item, bytes):
+            keep.append(create_string_buffer(item, max(len(item), 1)))
+            values.append(ctypes.addressof(keep[-1]))
+        else:
+            values.append(item)
+    structure = type("CK_PARAMS", (_Struct,), {"_fields_": fields})(*values)
+    keep.append(structure)
+    return ctypes.addressof(structure), ctypes.sizeof(structure), keep
