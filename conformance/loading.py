@@ -229,8 +229,6 @@ def source_link_problem(url: str) -> str | None:
 def _observation(reader: _Reader, value: Any, where: str) -> Observation:
     entry = reader.mapping(value, where)
     reader.keys(entry, where, (), ("code", "message"))
-    if not entry:  # TEMPORARY while the vendor files gain theirs: matches nothing
-        return Observation()
     if len(entry) != 1:
         reader.fail(where, "give exactly one of code (a CKR_* name) and message (a pattern)")
     if "code" in entry:
@@ -302,7 +300,7 @@ def load_vendor(path: str | Path, module_path: str | None = None) -> Vendor:
                                                "known_deviations", list, "a list")):
         where = f"known_deviations[{index}]"
         entry = reader.mapping(entry, where)
-        reader.keys(entry, where, ("test", "url", "reason"), ("observed",))
+        reader.keys(entry, where, ("test", "url", "reason", "observed"), ())
         url = reader.string(entry, "url", where)
         if not re.match(r"^https?://\S+$", url):
             reader.fail(f"{where}.url", f"{url!r} is not a link (http or https)")
@@ -311,7 +309,7 @@ def load_vendor(path: str | Path, module_path: str | None = None) -> Vendor:
             reader.fail(f"{where}.url", f"{url!r} {problem}")
         deviations.append(KnownDeviation(reader.string(entry, "test", where), url,
                                          reader.string(entry, "reason", where),
-                                         _observation(reader, entry.get("observed", {}),
+                                         _observation(reader, entry["observed"],
                                                       f"{where}.observed")))
 
     timeout = data.get("timeout_seconds", 300)
