@@ -20,7 +20,7 @@ from .loading import REFERENCE_VENDOR, ConfigError, load_vendor, profiles_in_eff
 from .plugin import SUITES_DIR
 from .report import ReportError, write_diff, write_reports, write_vendor_report
 from .suite import OBJECT_LABEL_PREFIX
-from .target import TargetError, open_target
+from .target import TargetError, open_target, vendor_pin
 
 USAGE_ERROR = 2
 
@@ -131,6 +131,8 @@ def _run(args: argparse.Namespace, pytest_args: list[str], suites: Path = SUITES
             not_run[path.stem] = str(exc)
             continue
         profiles_in_effect(vendor, args.profile)
+        if not vendor.token.provision:
+            vendor_pin(vendor)  # an unset or empty PIN: one line, before any module call
         missing = vendor.token.provision and provisioning.KINDS[vendor.token.provision].missing()
         if missing and len(vendor_files) > 1:
             not_run[vendor.id] = f"{path}: token.{missing}"
@@ -295,10 +297,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "interop":
             for path in args.vendors:  # every file is checked before anything runs
                 try:
-                    load_vendor(Path(path))
+                    vendor = load_vendor(Path(path))
                 except ConfigError as exc:  # with several, a module not here is "not run"
                     if len(args.vendors) == 1 or exc.key != "module.path":
                         raise
+                    continue
+                if not vendor.token.provision:
+                    vendor_pin(vendor)
             return _interop([Path(v) for v in args.vendors], args.output, pytest_args)[0]
         if args.command == "clean":
             return _clean(args)

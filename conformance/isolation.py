@@ -14,12 +14,10 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from multiprocessing.connection import Connection
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import raw, uri
-
-if TYPE_CHECKING:
-    from .target import Target
+from .target import PIN_REFUSED, Credential, Secret, Target, WrongPin, login
 
 CALL_TIMEOUT = 60.0  # seconds one call may take before the child is killed
 
@@ -58,21 +56,40 @@ def _serve(conn: Connection, path: str, init_reserved: str | None, label: str, p
         name, args = request
         try:
             if name == "login_user":  # the PIN stays in this process's environment
-                module.login(args[0], raw.CKU_USER, os.environ[pin_env].encode())
+                _login(module, path, label, args[0], "USER", pin_env)
                 result = None
             elif name == "login_so":  # likewise; never on a token that is not a throwaway
                 if not so_pin_env:
                     raise PermissionError("C_Login as CKU_SO is done only on a throwaway "
                                           "token whose vendor file names token.so_pin_env")
-                module.login(args[0], raw.CKU_SO, os.environ[so_pin_env].encode())
+                _login(module, path, label, args[0], "SO", so_pin_env)
                 result = None
             else:
                 result = getattr(module, name)(*args)
             conn.send(("ok", result))
         except raw.CKRError as exc:
             conn.send(("ckr", (exc.function, exc.rv)))
+        except WrongPin as exc:
+            conn.send(("wrong-pin", str(exc)))
         except Exception as exc:  # the harness's own mistake: report, keep serving
             conn.send(("error", f"{type(exc).__name__}: {exc}"))
+
+
+def _login(module: raw.Module, path: str, label: str, session: int, user: str,
+           pin_env: str) -> None:
+    """C_Login with the PIN in `pin_env`, under the run's PIN guard (target.login)."""
+    pin = os.environ.get(pin_env, "")
+    if not pin:
+        raise WrongPin(f"environment variable {pin_env} is empty or not set; C_Login as "
+                       f"CKU_{user} not called")
+    credential = Credential(path, label, user, f"${pin_env}", Secret(pin))
+    rv = login(credential, lambda: module.call("C_Login", session, getattr(raw, f"CKU_{user}"),
+                                                pin.encode(), len(pin.encode())))
+    if raw.ckr_name(rv) in PIN_REFUSED:
+        raise WrongPin(f"{credential.describe()} returned {raw.ckr_name(rv)}; stopping "
+                       "without retrying so the token is not locked")
+    if rv != raw.CKR_OK:
+        raise raw.CKRError("C_Login", rv)
 
 
 def _token_matches(wanted: uri.PKCS11URI, info: raw.TokenInfo, slot: int) -> bool:
@@ -99,6 +116,8 @@ class RawModule:
                                 f"(exit code {self._process.exitcode})") from None
         if kind == "ckr":
             raise raw.CKRError(*value)
+        if kind == "wrong-pin":
+            raise WrongPin(value)
         if kind == "error":
             raise RuntimeError(f"harness error in {name}: {value}")
         return value

@@ -10,7 +10,11 @@ slot and mechanism lists (3.1.2); everything else must match.
 
 A `${Name}` in a response binds the value the module returned; in a request it is the
 value bound last. `${Pin}` is the vendor's user PIN, read from the environment variable
-its vendor file names; it never appears in a result.
+its vendor file names; it never appears in a result. Every C_Login goes through the run's
+PIN guard (target.login): a credential refused once is never tried again. On a token that
+is not a throwaway a case that logs in as the SO, or with a PIN written in the case file,
+is not run at all (refusal(), before any call): a wrong PIN there costs a try of a real
+token's counter.
 
 Where the specification's text and its XML disagree, the replay does not guess: it
 applies the policy written in CASE_ISSUES and reports the disagreement with the result.
@@ -41,6 +45,7 @@ from pkcs11 import Attribute, KeyType, ObjectClass
 from . import names, raw
 from .isolation import ModuleCrashed, ModuleTimedOut
 from .loading import PROFILES_DIR
+from .target import CASE_FILE, PIN_REFUSED, Credential, Secret, WrongPin, login
 
 OFFICIAL_DIR = PROFILES_DIR / "oasis" / "pkcs11-v3.2" / "mandatory"
 # SHA-256 of the OASIS Standard files (docs.oasis-open.org/pkcs11/pkcs11-profiles/v3.2/os/
@@ -109,6 +114,7 @@ SPECIAL_NUMBERS: dict[str, int] = {  # section 4.3.4
     "EffectivelyInfinite": 0, "UnavailableInformation": raw.CK_UNAVAILABLE_INFORMATION,
     "EFFECTIVELY_INFINITE": 0, "UNAVAILABLE_INFORMATION": raw.CK_UNAVAILABLE_INFORMATION}
 USER_TYPES = {"SO": raw.CKU_SO, "USER": raw.CKU_USER, "CONTEXT_SPECIFIC": raw.CKU_CONTEXT_SPECIFIC}
+VENDOR_PIN = "${Pin}"
 BOOLEAN_ATTRIBUTES = {"TOKEN", "PRIVATE", "MODIFIABLE", "SENSITIVE", "EXTRACTABLE", "ENCRYPT",
                       "DECRYPT", "SIGN", "VERIFY", "WRAP", "UNWRAP", "DERIVE", "LOCAL",
                       "TRUSTED", "COPYABLE", "DESTROYABLE", "ALWAYS_SENSITIVE",
@@ -168,6 +174,28 @@ def load(path: Path) -> Case:
     return Case(path, path.stem, tuple(steps))
 
 
+def refusal(case: Case, throwaway: bool) -> str:
+    """Why `case` must not run on this token, decided from the file before any call: on a
+    token that is not a throwaway, the SO never logs in and no PIN but the vendor's is
+    tried (a wrong one costs a try of the token's PIN counter, and may lock it)."""
+    if throwaway:
+        return ""
+    for step in case.steps:
+        if step.function != "C_Login":
+            continue
+        user, pin = _child(step.request, "UserType"), _child(step.request, "Pin")
+        user_type = "" if user is None else user.attrib.get("value", "").removeprefix("CKU_")
+        if user_type == "SO":
+            return (f"call {step.index} C_Login as CKU_SO: the SO logs in only on a throwaway "
+                    "token (token.provision), and this token is not one")
+        if pin is not None and pin.attrib.get("value") != VENDOR_PIN:
+            return (f"call {step.index} C_Login with a PIN written in the case file: only "
+                    f"the vendor's PIN ({VENDOR_PIN}) is tried on a token that is not a "
+                    "throwaway (token.provision), as a wrong one costs a try of its PIN "
+                    "counter")
+    return ""
+
+
 def official_cases() -> list[Path]:
     return [OFFICIAL_DIR / name for name in OFFICIAL]
 
@@ -207,6 +235,8 @@ class Outcome:
     calls: int = 0  # calls made before the replay ended
     stopped: str = ""  # why it stopped before the end, if it did
     interface: str = ""  # the C_GetInterface version called through, if any
+    refused: str = ""  # why the case was not run on this token (refusal()), no call made
+    wrong_pin: str = ""  # the vendor's PIN was refused: the run must stop
 
     @property
     def module_divergences(self) -> list[Divergence]:
@@ -215,12 +245,14 @@ class Outcome:
     def as_dict(self) -> dict[str, Any]:
         return {"divergences": [d.__dict__ for d in self.divergences],
                 "issues": sorted(self.issues), "calls": self.calls, "stopped": self.stopped,
-                "interface": self.interface}
+                "interface": self.interface, "refused": self.refused,
+                "wrong_pin": self.wrong_pin}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Outcome:
         return cls([Divergence(**d) for d in data["divergences"]], set(data["issues"]),
-                   data["calls"], data["stopped"], data["interface"])
+                   data["calls"], data["stopped"], data["interface"], data["refused"],
+                   data["wrong_pin"])
 
 
 class _Stop(Exception):
@@ -232,10 +264,15 @@ class _Stop(Exception):
 class Replay:
     """Runs one case against a module loaded in this process through the ctypes layer;
     `token_label` names the token under test, whose slot is the one a case's
-    `${SlotList.SlotID[0]}` binds (section 3.1.2: the list may hold more slots)."""
+    `${SlotList.SlotID[0]}` binds (section 3.1.2: the list may hold more slots).
+    `pin_env` names the variable of the vendor's user PIN (`${Pin}`)."""
 
-    def __init__(self, module: raw.Module, token_label: str, pin: str | None) -> None:
-        self.module, self.token_label, self.pin = module, token_label, pin
+    def __init__(self, module: raw.Module, module_path: str, token_label: str,
+                 pin_env: str | None) -> None:
+        self.module, self.module_path, self.token_label = module, module_path, token_label
+        self.pin_env = pin_env
+        value = os.environ.get(pin_env) if pin_env else None
+        self.pin = Secret(value) if value else None
         self.bound: dict[str, Any] = {}
         self.outcome = Outcome()
         self.public: dict[str, bytes] = {}  # MODULUS, PUBLIC_EXPONENT read in the case
@@ -261,7 +298,7 @@ class Replay:
         if symbol == "Pin":
             if self.pin is None:
                 raise _Stop("the case logs in with ${Pin}, and the vendor file's user PIN "
-                            "variable is not set")
+                            "variable is empty or not set")
             return self.pin
         if symbol in self.missing:
             raise _Stop(f"${{{symbol}}} is not bound: {self.missing[symbol]}")
@@ -482,9 +519,25 @@ class Replay:
 
     def _C_Login(self, request: ET.Element, response: ET.Element) -> None:
         session = self._session(request)
-        user = USER_TYPES[str(self.value(request, "UserType")).removeprefix("CKU_")]
-        pin = str(self.value(request, "Pin")).encode()
-        self.check_rv(self.module.call("C_Login", session, user, pin, len(pin)))
+        user_name = str(self.value(request, "UserType")).removeprefix("CKU_")
+        if user_name not in USER_TYPES:
+            raise _Stop(f"unknown user type {user_name!r}")
+        given = self.value(request, "Pin")
+        vendors = isinstance(given, Secret)
+        pin = given.reveal() if vendors else str(given)
+        credential = Credential(self.module_path, self.token_label, user_name,
+                                f"${self.pin_env}" if vendors else CASE_FILE, Secret(pin))
+        encoded = pin.encode()
+        try:
+            rv = login(credential, lambda: self.module.call(
+                "C_Login", session, USER_TYPES[user_name], encoded, len(encoded)))
+        except WrongPin as exc:  # this credential was refused before: not tried again
+            raise _Stop(str(exc)) from None
+        if vendors and raw.ckr_name(rv) in PIN_REFUSED:
+            self.outcome.wrong_pin = (f"{credential.describe()} returned {raw.ckr_name(rv)}; "
+                                      "stopping without retrying so the token is not locked")
+            raise _Stop(self.outcome.wrong_pin)
+        self.check_rv(rv)
 
     def _simple(self, function: str, argument: int) -> None:
         self.check_rv(self.module.call(function, argument))
@@ -741,16 +794,28 @@ def _serve(conn: Connection, case_path: str, module_path: str, init_reserved: st
     # interface when it has C_GetInterface (a 3.x module may answer C_GetInfo through
     # C_GetFunctionList's list with 2.40), else C_GetFunctionList's.
     interface = module.use_interface()
-    pin = os.environ.get(pin_env) if pin_env else None
-    outcome = Replay(module, token_label, pin).run(load(Path(case_path)))
+    outcome = Replay(module, module_path, token_label, pin_env).run(load(Path(case_path)))
     outcome.interface = "{}.{}".format(*interface) if interface else ""
     conn.send(outcome.as_dict())
 
 
 def replay(case: Case, module_path: str, init_reserved: str | None, token_label: str,
-           pin_env: str | None, timeout: float) -> Outcome:
+           pin_env: str | None, timeout: float, throwaway: bool = False) -> Outcome:
     """Replay `case` in a spawned child process; a crash or a hang raises ModuleCrashed or
-    ModuleTimedOut, and this process goes on."""
+    ModuleTimedOut, and this process goes on. A case that may not run on this token
+    (refusal()) is not started: its outcome says why. WrongPin when the vendor's PIN was
+    refused."""
+    refused = refusal(case, throwaway)
+    if refused:
+        return Outcome(refused=refused)
+    outcome = _replay_in_child(case, module_path, init_reserved, token_label, pin_env, timeout)
+    if outcome.wrong_pin:
+        raise WrongPin(outcome.wrong_pin)
+    return outcome
+
+
+def _replay_in_child(case: Case, module_path: str, init_reserved: str | None,
+                     token_label: str, pin_env: str | None, timeout: float) -> Outcome:
     context = multiprocessing.get_context("spawn")
     parent, child = context.Pipe(duplex=False)
     process = context.Process(target=_serve, args=(child, str(case.path), module_path,

@@ -4,19 +4,31 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import fcntl
+import hashlib
 import os
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pkcs11
-from pkcs11.exceptions import PinIncorrect, PKCS11Error
+from pkcs11.exceptions import (
+    PinExpired,
+    PinIncorrect,
+    PinInvalid,
+    PinLenRange,
+    PinLocked,
+    PKCS11Error,
+)
 
 from . import initargs, raw
 from .cbuild import BuildError
 from .crosscheck import Keys
 from .model import Vendor
 from .names import mechanism_name
-from .provisioning import ProvisioningError, Throwaway, provisioner
+from .provisioning import RUN_DIR_ENV, ProvisioningError, Throwaway, provisioner
 from .uri import token_uri
 
 
@@ -25,7 +37,124 @@ class TargetError(Exception):
 
 
 class WrongPin(TargetError):
-    """CKR_PIN_INCORRECT: the run stops here and never retries, so no token is locked."""
+    """A PIN was refused (CKR_PIN_INCORRECT, CKR_PIN_LEN_RANGE, ...): the run stops here
+    and never retries, so no token is locked."""
+
+
+# ---- the PIN guard: every C_Login the suite makes goes through login() ----------------
+
+# C_Login's answers that judge the PIN itself (PKCS#11 v2.40 §5.6.7, §5.1): after one, the
+# credential is never tried again in the run.
+PIN_REFUSED = frozenset({"CKR_PIN_INCORRECT", "CKR_PIN_INVALID", "CKR_PIN_LEN_RANGE",
+                         "CKR_PIN_EXPIRED", "CKR_PIN_LOCKED"})
+_PYTHON_PKCS11_REFUSALS = {PinIncorrect: "CKR_PIN_INCORRECT", PinInvalid: "CKR_PIN_INVALID",
+                           PinLenRange: "CKR_PIN_LEN_RANGE", PinExpired: "CKR_PIN_EXPIRED",
+                           PinLocked: "CKR_PIN_LOCKED"}
+LEDGER = "logins"  # in the run directory: what each credential's C_Login returned
+CASE_FILE = "the case file"  # the source of a PIN written in an OASIS case
+
+
+class Secret:
+    """A PIN or anything else secret: its repr and str are *** (so no traceback, pytest's
+    assertion rewriting or a dataclass repr can show it); reveal() gives the value."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "***"
+
+    __str__ = __repr__
+
+
+@dataclass(frozen=True)
+class Credential:
+    """One PIN for one user type on one token; `source` says where the PIN came from
+    ($VARIABLE, or CASE_FILE)."""
+
+    module: str
+    label: str
+    user: str  # USER, SO, CONTEXT_SPECIFIC
+    source: str
+    pin: Secret = field(repr=False, compare=False)
+
+    @property
+    def key(self) -> str:
+        """Its name in the ledger. A PIN from the environment is not part of it (a digest
+        of a short PIN would give the PIN away); a PIN written in a case file is public."""
+        parts = [os.path.realpath(self.module), self.label, self.user, self.source]
+        if self.source == CASE_FILE:
+            parts.append(self.pin.reveal())
+        return hashlib.sha256("\0".join(parts).encode()).hexdigest()
+
+    def describe(self) -> str:
+        return (f"C_Login as CKU_{self.user} on token {self.label!r} with the PIN from "
+                f"{self.source}")
+
+
+class _Ledger:
+    """What C_Login returned for each credential in this run, shared by every process of
+    the run (controller, xdist workers, isolated children, replays) through a locked file
+    in the run directory; a process outside a run keeps it in memory."""
+
+    def __init__(self) -> None:
+        self._memory: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[dict[str, str]]:
+        run_dir = os.environ.get(RUN_DIR_ENV)
+        if not run_dir or not os.path.isdir(run_dir):
+            with self._lock:
+                yield self._memory
+            return
+        with self._lock, open(Path(run_dir) / LEDGER, "a+", encoding="ascii") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes, or we die
+            handle.seek(0)
+            known = dict(line.split(" ", 1) for line in handle.read().splitlines())
+            before = dict(known)
+            try:
+                yield known
+            finally:
+                handle.writelines(f"{k} {v}\n" for k, v in known.items() if before.get(k) != v)
+
+
+_LEDGER = _Ledger()
+
+
+def login(credential: Credential, call: Callable[[], int]) -> int:
+    """Make one C_Login (`call`, which returns its CK_RV) under the run's PIN guard: a
+    credential whose PIN was refused once in this run is never tried again (WrongPin, no
+    call); the first attempt of a credential holds the ledger, so processes of one run
+    never try an unproven PIN at the same time."""
+    with _LEDGER.held() as known:
+        earlier = known.get(credential.key)
+        if earlier in PIN_REFUSED:
+            raise WrongPin(f"{credential.describe()} returned {earlier} earlier in this run; "
+                           "not tried again, so the token is not locked")
+        rv = call()
+        name = raw.ckr_name(rv)
+        if name == "CKR_OK" or name in PIN_REFUSED:
+            known[credential.key] = name
+    return rv
+
+
+def vendor_pin(vendor: Vendor, so: bool = False) -> Secret:
+    """The user PIN (or SO PIN) from the environment variable the vendor file names; an
+    unset or empty one is refused here, before any module call."""
+    key = "so_pin_env" if so else "user_pin_env"
+    name = vendor.token.so_pin_env if so else vendor.token.user_pin_env
+    value = os.environ.get(name) if name else None
+    if not value:
+        state = "is empty" if value == "" else "is not set"
+        raise TargetError(f"{vendor.source}: token.{key}: environment variable {name} "
+                          f"{state} (the PIN comes only from it); nothing was called")
+    return Secret(value)
 
 
 @dataclass
@@ -41,14 +170,6 @@ class Target:
     # What the suites keep between tests (key objects): emptied by reinitialize().
     _caches: list[dict[Any, Any]] = field(default_factory=list, repr=False)
 
-    @property
-    def user_pin(self) -> str:
-        name = self.vendor.token.user_pin_env
-        if name not in os.environ:
-            raise TargetError(f"{self.vendor.source}: token.user_pin_env: environment "
-                              f"variable {name} is not set (the user PIN comes only from it)")
-        return os.environ[name]
-
     def login_session(self) -> Any:
         """This process's one logged-in RW session, kept open for the whole run.
 
@@ -56,13 +177,22 @@ class Target:
         every session out; so log in exactly once, and stop at the first wrong PIN.
         """
         if self._session is None:
-            try:
-                self._session = self.token.open(rw=True, user_pin=self.user_pin)
-            except PinIncorrect:
-                raise WrongPin(
-                    f"C_Login on token {self.token.label!r} returned CKR_PIN_INCORRECT "
-                    f"for the PIN in ${self.vendor.token.user_pin_env}; stopping without "
-                    "retrying so the token is not locked") from None
+            credential = Credential(self.vendor.module.path, self.token.label, "USER",
+                                    f"${self.vendor.token.user_pin_env}",
+                                    vendor_pin(self.vendor))
+
+            def call() -> int:
+                try:
+                    self._session = self.token.open(rw=True,
+                                                    user_pin=credential.pin.reveal())
+                except tuple(_PYTHON_PKCS11_REFUSALS) as exc:
+                    return _rv(_PYTHON_PKCS11_REFUSALS[type(exc)])
+                return raw.CKR_OK
+
+            returned = raw.ckr_name(login(credential, call))
+            if returned in PIN_REFUSED:
+                raise WrongPin(f"{credential.describe()} returned {returned}; stopping "
+                               "without retrying so the token is not locked")
         return self._session
 
     @property
@@ -170,7 +300,9 @@ def open_target(vendor: Vendor, threads: bool = False) -> Target:
     find the token by label or URI. `threads`: the module is told (CKF_OS_LOCKING_OK)
     that it will be called from several threads."""
     throwaway = provisioner(vendor)
-    if throwaway is not None:
+    if throwaway is None:
+        vendor_pin(vendor)  # an unset or empty PIN is refused before the module is loaded
+    else:
         try:
             throwaway.create()
         except ProvisioningError as exc:
@@ -223,6 +355,10 @@ def _find_token(vendor: Vendor, lib: Any) -> Any:
                           f"(tokens present: {listed})")
     raise TargetError(f"{vendor.source}: {key}: no token {wanted} in {vendor.module.path} "
                       f"(tokens present: {listed or 'none'})")
+
+
+def _rv(name: str) -> int:
+    return next(rv for rv, known in raw.CKR.items() if known == name)
 
 
 def _serial(token: Any) -> str:

@@ -16,6 +16,7 @@ from conftest import REPO, SOFTHSM2, private_softhsm2
 
 from conformance import profile_cases
 from conformance.profile_cases import CaseError, load, official_cases, replay, summary
+from conformance.target import WrongPin
 
 PIN = "24680135"
 BASELINE = official_cases()[0]
@@ -124,12 +125,31 @@ def test_extended_case_logs_in_with_the_vendor_pin_and_never_shows_it(token, tmp
 
 
 def test_a_wrong_pin_stops_the_case_at_the_login(token, tmp_path, monkeypatch):
-    """One C_Login with the wrong PIN, then no further call (no lockout)."""
+    """One C_Login with the wrong vendor PIN, then no further call (no lockout), and the
+    replay says the run must stop."""
     monkeypatch.setenv("WRONG_PIN", "00000000")
-    outcome = run(derived(EXTENDED, tmp_path, "EXT-M-1-240", SOFTHSM_VERSION), "WRONG_PIN")
-    first = outcome.module_divergences[0]
-    assert (first.function, first.item, first.got) == ("C_Login", "rv", "PIN_INCORRECT")
-    assert outcome.stopped.startswith("call 13 C_Login") and outcome.calls == 13
+    with pytest.raises(WrongPin) as caught:
+        run(derived(EXTENDED, tmp_path, "EXT-M-1-240", SOFTHSM_VERSION), "WRONG_PIN")
+    assert "C_Login as CKU_USER on token 'conformance' with the PIN from $WRONG_PIN " \
+        "returned CKR_PIN_INCORRECT" in str(caught.value)
+    assert "00000000" not in str(caught.value)
+
+
+def test_a_case_with_its_own_pin_or_the_so_is_refused_on_a_standing_token(token, tmp_path):
+    """On a token that is not a throwaway a case logging in with a PIN written in the file,
+    or as the SO, is not run: refused before any call, with the reason."""
+    literal = derived(EXTENDED, tmp_path, "EXT-M-1-literal", ('value="${Pin}"', 'value="1234"'))
+    so = derived(EXTENDED, tmp_path, "EXT-M-1-so", ('<UserType value="USER"/>',
+                                                    '<UserType value="SO"/>'))
+    outcome = run(literal)
+    assert outcome.refused.startswith("call 13 C_Login with a PIN written in the case file")
+    assert (outcome.calls, outcome.divergences) == (0, [])
+    assert run(so).refused.startswith("call 13 C_Login as CKU_SO: the SO logs in only on a "
+                                      "throwaway token")
+    on_throwaway = replay(load(literal), SOFTHSM2, None, "conformance", "PKCS11_USER_PIN", 60,
+                          throwaway=True)
+    assert not on_throwaway.refused and on_throwaway.stopped == (
+        "call 13 C_Login: C_Login returned PIN_INCORRECT")
 
 
 def test_a_symbol_never_bound_is_the_case_divergence(token, tmp_path):

@@ -203,10 +203,12 @@ def test_profile_case_replays_within_permitted_variations(case_path, target, ses
         with keypolicy.applied(vendor.keys):
             _hold(case, target, session, made_objects)
         outcome = replay(case, vendor.module.path, target.init_reserved, target.token.label,
-                         vendor.token.user_pin_env, vendor.timeout)
+                         vendor.token.user_pin_env, vendor.timeout, target.throwaway is not None)
         for obj in reversed(made_objects):
             obj.destroy()
         made_objects.clear()
+    if outcome.refused:
+        not_applicable(f"{case.name}: not run on this token: {outcome.refused}")
     if outcome.module_divergences:
         pytest.fail(summary(case, outcome))
     if outcome.stopped and "does not implement" in outcome.stopped:

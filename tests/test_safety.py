@@ -1,0 +1,191 @@
+"""Safe on a real token whatever the input: every C_Login goes through one PIN guard,
+counted by OpenSC's pkcs11-spy between the suite and SoftHSM2 on a token the test made.
+
+The suite loads the fault forwarder (faults/p11fault.c, no fault), which forwards to the
+spy, which forwards to SoftHSM2: pkcs11-spy 0.23 crashes in C_GetInterfaceList over a
+module without one, which the OASIS replay calls first; the forwarder has none.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import SOFTHSM2, private_softhsm2
+
+from conformance import raw
+
+CLI = [sys.executable, "-m", "conformance.cli"]
+SPY = "/usr/lib/x86_64-linux-gnu/pkcs11/pkcs11-spy.so"
+# What the OASIS cases and the digest checks exercise.
+FUNCTIONS = ("C_Initialize", "C_GetInfo", "C_GetSlotInfo", "C_GetTokenInfo", "C_OpenSession",
+             "C_CloseAllSessions", "C_GetMechanismList", "C_GetMechanismInfo", "C_Login",
+             "C_Logout", "C_FindObjects", "C_GetAttributeValue", "C_Digest", "C_DigestUpdate")
+USER_PIN, SO_PIN, WRONG = "user-secret-4711", "so-secret-4711", "wrong-guess-0815"
+
+assert Path(SPY).is_file(), "pkcs11-spy is required: apt-get install opensc-pkcs11"
+
+
+@pytest.fixture(scope="session")
+def forwarder(fault_vendor) -> str:
+    return yaml.safe_load(fault_vendor.read_text())["module"]["path"]
+
+
+@pytest.fixture
+def spied(tmp_path, monkeypatch, forwarder):
+    """A SoftHSM2 token labelled "standing" that is not a throwaway, reached through
+    pkcs11-spy (which logs every call to the returned file)."""
+    private_softhsm2(tmp_path, monkeypatch)
+    subprocess.run(["softhsm2-util", "--init-token", "--free", "--label", "standing",
+                    "--so-pin", SO_PIN, "--pin", USER_PIN], check=True, capture_output=True)
+    log = tmp_path / "spy.log"
+    (tmp_path / "module").write_text(forwarder)
+    monkeypatch.setenv("P11_FAULT_MODULE", SPY)
+    monkeypatch.setenv("PKCS11SPY", SOFTHSM2)
+    monkeypatch.setenv("PKCS11SPY_OUTPUT", str(log))
+    monkeypatch.setenv("STANDING_PIN", USER_PIN)
+    return log
+
+
+def vendor_file(directory: Path, provision: str = "") -> Path:
+    """The standing token's vendor file (`provision`: a throwaway instead), for the module
+    the `spied` fixture chose."""
+    path = directory / "standing.yaml"
+    path.write_text(
+        "schema: 1\nvendor: standing\ntitle: Standing token\n"
+        f"module: {{path: {(directory / 'module').read_text()}}}\n"
+        "token: {label: standing, user_pin_env: STANDING_PIN, so_pin_env: STANDING_SO_PIN"
+        + (f", provision: {provision}" if provision else "") + "}\n"
+        f"functions: [{', '.join(FUNCTIONS)}]\nclaims: {{CKM_SHA256: {{}}}}\n")
+    return path
+
+
+def logins(log: Path) -> list[tuple[str, str]]:
+    """(user type, returned) of every C_Login the spy saw; the PIN must be one we know."""
+    if not log.exists():
+        return []
+    found = []
+    for call in re.split(r"\n(?=\d+: C_)", log.read_text(errors="replace")):
+        if re.match(r"\d+: C_Login\n", call):
+            user = re.search(r"userType = (\S+)", call)
+            returned = re.search(r"Returned:\s+\d+ (\S+)", call)
+            found.append((user.group(1) if user else "?", returned.group(1) if returned else "?"))
+    return found
+
+
+def token_flags() -> int:
+    """C_GetTokenInfo's flags of the standing token, straight from SoftHSM2."""
+    module = raw.Module(SOFTHSM2)
+    module.initialize()
+    try:
+        return module.get_token_info(module.find_slot("standing")).flags
+    finally:
+        module.finalize()
+
+
+def case_file(directory: Path, logins: list[tuple[str, str]]) -> Path:
+    """A case in the OASIS format that opens a session and logs in as each (user type,
+    PIN) given, each expecting CKR_PIN_INCORRECT."""
+    tries = "".join(
+        f'<C_Login><Session value="${{Session}}"/><UserType value="{user}"/>'
+        f'<Pin value="{pin}"/></C_Login><C_Login rv="PIN_INCORRECT"/>\n' for user, pin in logins)
+    path = directory / "hostile-1.xml"
+    path.write_text(
+        '<PKCS11>\n<C_Initialize/><C_Initialize rv="OK"/>\n'
+        '<C_GetSlotList><TokenPresent value="true"/><SlotList/></C_GetSlotList>'
+        '<C_GetSlotList rv="OK"><SlotList length="${SlotList.length}"/></C_GetSlotList>\n'
+        '<C_GetSlotList><TokenPresent value="true"/><SlotList length="${SlotList.length}"/>'
+        '</C_GetSlotList><C_GetSlotList rv="OK"><SlotList><SlotID value="${SlotList.SlotID[0]}"'
+        '/></SlotList></C_GetSlotList>\n'
+        '<C_OpenSession><SlotID value="${SlotList.SlotID[0]}"/>'
+        '<Flags value="RW_SESSION|SERIAL_SESSION"/></C_OpenSession>'
+        '<C_OpenSession rv="OK"><Session value="${Session}"/></C_OpenSession>\n'
+        f'{tries}<C_Finalize/><C_Finalize rv="OK"/>\n</PKCS11>\n')
+    return path
+
+
+# Five user and three SO logins with a wrong PIN written in the file, interleaved.
+HOSTILE = [("USER", WRONG), ("SO", WRONG)] * 3 + [("USER", WRONG)] * 2
+
+
+def test_hostile_case_never_logs_in_on_a_standing_token(spied, tmp_path):
+    """A replayed case that logs in with a PIN of its own, and as the SO, is SKIP on a
+    token that is not a throwaway, before any call: the only C_Logins are the run's own,
+    as the user with the vendor's PIN, and the token's PIN counters are untouched."""
+    case = case_file(tmp_path, HOSTILE)
+    done = subprocess.run([*CLI, "replay", str(vendor_file(tmp_path)), "--case", str(case),
+                           "--output", str(tmp_path / "out")],
+                          capture_output=True, text=True, check=False, timeout=300)
+    assert done.returncode in (0, 1), done.stdout + done.stderr
+    cases = json.loads((tmp_path / "out" / "standing" / "results.json").read_text())["cases"]
+    hostile = next(c for c in cases if "hostile-1" in c["id"])
+    assert hostile["status"] == "SKIP", hostile
+    assert "call 5 C_Login with a PIN written in the case file" in hostile["message"], hostile
+    # The controller's login and the worker's, with the vendor's PIN (the official cases
+    # that log in need mechanisms this vendor file does not claim).
+    assert logins(spied) == [("CKU_USER", "CKR_OK")] * 2
+    assert WRONG not in spied.read_text(errors="replace")
+    assert not token_flags() & (raw.CKF_USER_PIN_COUNT_LOW | raw.CKF_SO_PIN_COUNT_LOW)
+
+
+def test_hostile_case_tries_each_pin_once_on_a_throwaway(spied, tmp_path, monkeypatch):
+    """On a throwaway token the case runs, but each credential (user type and PIN) is tried
+    once: its second C_Login is not made and the case stops there."""
+    case = case_file(tmp_path, HOSTILE)
+    done = subprocess.run([*CLI, "replay", str(vendor_file(tmp_path, "softhsm2")),
+                           "--case", str(case), "--output", str(tmp_path / "out")],
+                          capture_output=True, text=True, check=False, timeout=300)
+    assert done.returncode in (0, 1), done.stdout + done.stderr
+    wrong = [entry for entry in logins(spied) if entry[1] != "CKR_OK"]
+    assert wrong == [("CKU_USER", "CKR_PIN_INCORRECT"), ("CKU_SO", "CKR_PIN_INCORRECT")]
+    cases = json.loads((tmp_path / "out" / "standing" / "results.json").read_text())["cases"]
+    hostile = next(c for c in cases if "hostile-1" in c["id"])
+    assert "stopped at call 7 C_Login: C_Login as CKU_USER" in hostile["message"], hostile
+    assert "not tried again" in hostile["message"], hostile
+
+
+SUBCOMMANDS = {
+    "run": ["run", "{vendor}", "--output", "{out}", "-k", "digest"],
+    "replay": ["replay", "{vendor}", "--output", "{out}"],
+    "interop": ["interop", "{vendor}", "--output", "{out}"],
+    "bench": ["bench", "{vendor}", "--output", "{out}", "--seconds", "0.05", "-k", "SHA256"],
+    "clean": ["clean", "{vendor}", "--dry-run"],
+}
+
+
+def invoke(name: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    args = [a.format(vendor=vendor_file(tmp_path), out=tmp_path / "out")
+            for a in SUBCOMMANDS[name]]
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, check=False,
+                          timeout=300)
+
+
+@pytest.mark.parametrize("name", sorted(SUBCOMMANDS))
+def test_wrong_pin_costs_one_login_in_every_subcommand(spied, tmp_path, monkeypatch, name):
+    monkeypatch.setenv("STANDING_PIN", WRONG)
+    done = invoke(name, tmp_path)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "returned CKR_PIN_INCORRECT" in done.stdout + done.stderr
+    assert WRONG not in done.stdout + done.stderr
+    assert logins(spied) == [("CKU_USER", "CKR_PIN_INCORRECT")]
+
+
+@pytest.mark.parametrize("unset", [False, True], ids=["empty", "unset"])
+@pytest.mark.parametrize("name", sorted(SUBCOMMANDS))
+def test_empty_or_unset_pin_is_refused_before_any_call(spied, tmp_path, monkeypatch, name,
+                                                        unset):
+    if unset:
+        monkeypatch.delenv("STANDING_PIN")
+    else:
+        monkeypatch.setenv("STANDING_PIN", "")
+    done = invoke(name, tmp_path)
+    assert done.returncode == 2, done.stdout + done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in done.stdout + done.stderr, done.stderr
+    assert f"environment variable STANDING_PIN is {'not set' if unset else 'empty'}" in lines[0]
+    assert not spied.exists(), "the module must not even be loaded"
