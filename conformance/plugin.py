@@ -131,6 +131,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--profile-case", action="append", metavar="FILE",
                     help="a test case in the OASIS Profiles XML format to replay besides the "
                          "official ones (repeatable)")
+    group.addoption("--try-hung", action="store_true",
+                    help="run the cases of a mechanism (or function) that already hung; by "
+                         "default they are quarantined after its first TIMEOUT")
     group.addoption("--results", metavar="FILE",
                     help="results JSON to write (default: reports/<vendor>/results.json)")
 
@@ -233,12 +236,35 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         run.target.close()
 
 
-def _stop_hung_test(nodeid: str, limit: float) -> None:
+def hung_subject(item: pytest.Item) -> str:
+    """What a hang is blamed on: the mechanism under test, else the first function the
+    case exercises ("" when it names neither)."""
+    case = item.stash.get(CASE, None)
+    return (case.mechanisms or case.functions or ("",))[0] if case else ""
+
+
+def note_hang(nodeid: str, subject: str) -> None:
+    """Tell every process of the run (the controller's file, inherited) that this case
+    hung: the controller reports it as TIMEOUT, the workers quarantine its subject."""
+    with open(os.environ[TIMEOUTS_ENV], "a", encoding="utf-8") as notes:
+        notes.write(f"{nodeid}\t{subject}\n")
+
+
+def _hangs() -> list[tuple[str, str]]:
+    """(case node id, subject) of every case of this run that hung so far."""
+    try:
+        with open(os.environ[TIMEOUTS_ENV], encoding="utf-8") as notes:
+            lines = notes.read().splitlines()
+    except (KeyError, OSError):
+        return []
+    return [(nodeid, subject) for nodeid, _, subject in (line.partition("\t") for line in lines)]
+
+
+def _stop_hung_test(nodeid: str, subject: str, limit: float) -> None:
     """Runs on a watchdog thread: a C call cannot be interrupted from Python, so the
     process ends. Under xdist the worker is replaced and the run goes on; the note lets
     the controller report TIMEOUT rather than CRASH."""
-    with open(os.environ[TIMEOUTS_ENV], "a", encoding="utf-8") as notes:
-        notes.write(nodeid + "\n")
+    note_hang(nodeid, subject)
     sys.stderr.write(f"\npkcs11-conformance: {nodeid} took longer than {limit:g} s; "
                      "stopping this process\n")
     sys.stderr.flush()
@@ -254,7 +280,8 @@ class Watchdog:
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_protocol(self, item: pytest.Item) -> Any:
-        timer = threading.Timer(self.limit, _stop_hung_test, (item.nodeid, self.limit))
+        timer = threading.Timer(self.limit, _stop_hung_test,
+                                (item.nodeid, hung_subject(item), self.limit))
         timer.daemon = True
         timer.start()
         try:
@@ -451,6 +478,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     stays a FAIL with the declaration beside it; a pass is an XPASS."""
     report: pytest.TestReport = yield
     payload = next((v for k, v in item.user_properties if k == PAYLOAD), None)
+    if payload is not None and report.when == "setup" and QUARANTINED in item.stash:
+        report.user_properties.append((OUTCOME, json.dumps(
+            {"quarantined": item.stash[QUARANTINED]})))
     if payload is None or report.when != "call" or report.skipped:
         return report
     case = json.loads(str(payload))
@@ -458,6 +488,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     measured: dict[str, Any] = {"severity": case.get("severity", "must")}
     if report.failed and call.excinfo is not None:
         measured.update(measure(call.excinfo.value))
+        if measured.get("crash") == "timeout":  # the raw layer's child hung
+            note_hang(item.nodeid, hung_subject(item))
         if deviation:
             observed = Observation(**deviation["observed"])
             matched = observed.matches(measured.get("code"), measured.get(
@@ -520,11 +552,24 @@ class Recorder:
 
 
 def _timed_out() -> set[str]:
-    try:
-        with open(os.environ[TIMEOUTS_ENV], encoding="utf-8") as notes:
-            return set(notes.read().split("\n"))
-    except (KeyError, OSError):
-        return set()
+    return {nodeid for nodeid, _ in _hangs()}
+
+
+QUARANTINED = pytest.StashKey[str]()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A hung mechanism is quarantined: once a case of it hit the time limit, its other
+    cases are not run (each would cost the limit again), unless --try-hung asks."""
+    if CASE not in item.stash or item.config.getoption("try_hung"):
+        return
+    subject = hung_subject(item)
+    hung = next((nodeid for nodeid, s in _hangs() if subject and s == subject), None)
+    if hung is not None:
+        item.stash[QUARANTINED] = subject
+        pytest.skip(f"quarantined: {subject} hung in {hung} (TIMEOUT); --try-hung runs "
+                    "such cases anyway")
 
 
 RECORDER = pytest.StashKey[Recorder]()

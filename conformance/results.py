@@ -190,7 +190,8 @@ def finish_records(cases: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
         case = entry["case"]
         status, message = _status(case, entry["phases"], entry.get("crash"),
                                   entry.get("timed_out", False))
-        measured = entry["phases"].get("call", {}).get("measured", {})
+        phases = entry["phases"]
+        measured = (phases.get("call") or phases.get("setup") or {}).get("measured", {})
         applies = not (status == "SKIP" and message.startswith(NOT_APPLICABLE))
         deviation = case["known_deviation"]
         if deviation and status in ("FAIL", "XFAIL"):
@@ -204,6 +205,7 @@ def finish_records(cases: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
             "expected_status": case["expected_status"] if applies else "SKIP",
             "severity": severity(status, case.get("severity", "must"), measured),
             "observed": measured.get("code"),
+            "quarantined": measured.get("quarantined"),
             "message": message, "applicable": applies,
             "spec": case["spec"], "known_deviation": deviation,
             "duration": round(entry["duration"], 6),

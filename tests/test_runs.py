@@ -8,6 +8,7 @@ import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -251,6 +252,34 @@ def test_known_deviation_is_xfail_only_when_its_observation_matches(
     record = json.loads(results.read_text())["cases"][0]
     assert record["status"] == status, record
     assert record["known_deviation"]["matched"] is (status == "XFAIL")
+
+
+def test_hung_mechanism_is_quarantined(fault_vendor, tmp_path, monkeypatch):
+    """A module that hangs in C_GenerateRandom costs the time limit once per worker, not
+    once per case: the other cases of that function are not run, and say why; with
+    --try-hung they all run (and all hang)."""
+    vendor = yaml.safe_load(fault_vendor.read_text())
+    vendor["timeout_seconds"] = 3
+    path = tmp_path / "p11fault.yaml"
+    path.write_text(yaml.safe_dump(vendor))
+    monkeypatch.setenv("P11_FAULT", "random-hangs")
+
+    def run(*extra: str) -> dict[str, dict[str, Any]]:
+        results = tmp_path / "results.json"
+        subprocess.run([sys.executable, "-m", "pytest", "--vendor", str(path), "--results",
+                        str(results), "-p", "no:cacheprovider", "-n", "1", *extra,
+                        f"{REPO}/conformance/suites/random"],
+                       capture_output=True, text=True, check=False, cwd=tmp_path)
+        return {c["id"]: c for c in json.loads(results.read_text())["cases"]}
+
+    cases = run()
+    timed_out = [c for c in cases.values() if c["status"] == "TIMEOUT"]
+    quarantined = [c for c in cases.values() if c["quarantined"]]
+    assert len(timed_out) == 1 and len(quarantined) == len(cases) - 1 >= 2, cases
+    assert all(c["status"] == "SKIP" and c["message"].startswith(
+        f"quarantined: C_GenerateRandom hung in {timed_out[0]['nodeid']}")
+        for c in quarantined), quarantined
+    assert {c["status"] for c in run("--try-hung").values()} == {"TIMEOUT"}
 
 
 def test_crashing_worker_is_reported_and_the_run_goes_on(tmp_path):
