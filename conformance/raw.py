@@ -1229,12 +1229,55 @@ class Module:
         else:
             self._check(function, h, byref(mechanism), key)
 
+    def wrap_key_with(self, h: int, mech: int, wrapping_key: int, key: int,
+                      parameter: Parameter = None) -> bytes:
+        """C_WrapKey with a mechanism parameter: the length first, then the buffer."""
+        pointer, size, _keep = mechanism_parameter(parameter)
+        mechanism = CK_MECHANISM(mech, pointer, size)
+        length = CK_ULONG(0)
+        self._check("C_WrapKey", h, byref(mechanism), wrapping_key, key, None, byref(length))
+        buffer = create_string_buffer(max(length.value, 1))
+        self._check("C_WrapKey", h, byref(mechanism), wrapping_key, key, buffer,
+                    byref(length))
+        return buffer.raw[: length.value]
+
+    def unwrap_key(self, h: int, mech: int, unwrapping_key: int, wrapped: bytes,
+                   template: dict[int, bool | int | bytes], parameter: Parameter = None
+                   ) -> int:
+        """C_UnwrapKey with a mechanism parameter; returns the new key's handle."""
+        pointer, size, _keep = mechanism_parameter(parameter)
+        mechanism = CK_MECHANISM(mech, pointer, size)
+        attributes, _buffers = self._template(template)
+        handle = CK_ULONG(0)
+        self._check("C_UnwrapKey", h, byref(mechanism), unwrapping_key, wrapped,
+                    len(wrapped), attributes, len(template), byref(handle))
+        return int(handle.value)
+
+    def derive_key(self, h: int, mech: int, base_key: int,
+                   template: dict[int, bool | int | bytes], parameter: Parameter = None
+                   ) -> int:
+        """C_DeriveKey with a mechanism parameter; returns the new key's handle."""
+        pointer, size, _keep = mechanism_parameter(parameter)
+        mechanism = CK_MECHANISM(mech, pointer, size)
+        attributes, _buffers = self._template(template)
+        handle = CK_ULONG(0)
+        self._check("C_DeriveKey", h, byref(mechanism), base_key, attributes,
+                    len(template), byref(handle))
+        return int(handle.value)
+
 
 # A mechanism parameter: None (no parameter), bytes (the parameter's bytes as they are,
 # e.g. an IV), or a tuple standing for a structure whose fields are all CK_ULONGs and
 # pointers (CK_GCM_PARAMS, CK_RSA_PKCS_OAEP_PARAMS, ...): an int is a CK_ULONG field,
 # bytes a pointer to a copy of them, None a NULL pointer.
 Parameter = bytes | tuple[int | bytes | None, ...] | None
+
+
+def inline_zeros(size: int) -> tuple[int, ...]:
+    """``size`` zero bytes inside a Parameter tuple (a zero IV array at the head of
+    CK_AES_CBC_ENCRYPT_DATA_PARAMS), as CK_ULONG fields: ``size`` is a multiple of
+    sizeof(CK_ULONG) for the arrays the spec defines (8 and 16 bytes)."""
+    return (0,) * (size // ctypes.sizeof(CK_ULONG))
 
 
 def ulong_bytes(value: int) -> bytes:
