@@ -856,8 +856,8 @@ CONDITIONS: dict[str, Condition] = {
         "stay active) and §5.1.6: ended, or no user logged in for a private key"),
     "buffer-too-small": Condition(
         ("CKR_BUFFER_TOO_SMALL",),
-        "PKCS#11 v2.40 §5.2 (a too-small buffer: the call \"returns the value "
-        "CKR_BUFFER_TOO_SMALL\" and sets the length needed) and §5.1.6"),
+        "PKCS#11 v2.40 §5.2 (a buffer not large enough: \"CKR_BUFFER_TOO_SMALL is "
+        "returned\" and *pulBufLen is set to the length needed) and §5.1.6"),
     # --- data, ciphertext and signatures (v2.40 §5.1.6) ---
     "data-len-range": Condition(
         ("CKR_DATA_LEN_RANGE",),
@@ -1008,11 +1008,11 @@ CONDITIONS: dict[str, Condition] = {
         "CKA_UNWRAP_TEMPLATE: the function \"SHALL return CKR_TEMPLATE_INCONSISTENT\")"),
     "unwrap-value-len-missing": Condition(
         ("CKR_TEMPLATE_INCOMPLETE",),
-        "PKCS#11 v2.40 §5.14.4 C_UnwrapKey (no CKA_VALUE_LEN where neither key type nor "
+        "PKCS#11 v3.2 §5.18.4 C_UnwrapKey (no CKA_VALUE_LEN where neither key type nor "
         "mechanism determines the length: \"SHALL return CKR_TEMPLATE_INCOMPLETE\")"),
     "unwrap-value-len-conflict": Condition(
         ("CKR_WRAPPED_KEY_LEN_RANGE",),
-        "PKCS#11 v2.40 §5.14.4 C_UnwrapKey (a length conflict between key type, unwrapped "
+        "PKCS#11 v3.2 §5.18.4 C_UnwrapKey (a length conflict between key type, unwrapped "
         "output and CKA_VALUE_LEN: \"SHALL return CKR_WRAPPED_KEY_LEN_RANGE\")"),
     "wrapped-key-invalid": Condition(
         ("CKR_WRAPPED_KEY_INVALID",),
