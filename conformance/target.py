@@ -54,17 +54,16 @@ LEDGER = "logins"  # in the run directory: what each credential's C_Login return
 CASE_FILE = "the case file"  # the source of a PIN written in an OASIS case
 
 
-class Secret:
-    """A PIN or anything else secret: its repr and str are *** (so no traceback, pytest's
-    assertion rewriting or a dataclass repr can show it); reveal() gives the value."""
+class Secret(str):
+    """A PIN: its repr and str() are *** (so no traceback, `pytest -l`'s locals, assertion
+    rewriting or dataclass repr shows it, nor a dict that holds it); reveal() gives the
+    value. Being a str, it goes as it is into a child's environment (os.fsencode and
+    str.encode read the value)."""
 
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
+    __slots__ = ()
 
     def reveal(self) -> str:
-        return self._value
+        return str.__str__(self)
 
     def __repr__(self) -> str:
         return "***"

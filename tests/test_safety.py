@@ -189,3 +189,65 @@ def test_empty_or_unset_pin_is_refused_before_any_call(spied, tmp_path, monkeypa
     assert len(lines) == 1 and "Traceback" not in done.stdout + done.stderr, done.stderr
     assert f"environment variable STANDING_PIN is {'not set' if unset else 'empty'}" in lines[0]
     assert not spied.exists(), "the module must not even be loaded"
+
+
+# ---- secrets never in a repr, an output or an artefact ----------------------------------
+
+def claiming_vendor(tmp_path: Path, fault_vendor: Path) -> Path:
+    """The standing token with SoftHSM2's claims (the fault module's vendor file, without
+    its known deviations: every failure must show)."""
+    data = yaml.safe_load(fault_vendor.read_text())
+    data.pop("known_deviations", None)
+    data.update(vendor="claiming", title="Standing token, SoftHSM2's claims")
+    data["module"]["path"] = (tmp_path / "module").read_text()
+    data["token"] = {"label": "standing", "user_pin_env": "STANDING_PIN",
+                     "so_pin_env": "STANDING_SO_PIN"}
+    path = tmp_path / "claiming.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def assert_no_pin(done: subprocess.CompletedProcess[str], out: Path) -> None:
+    for pin in (USER_PIN, SO_PIN):
+        assert pin not in done.stdout + done.stderr
+        for path in out.rglob("*"):
+            if path.is_file():
+                assert pin not in path.read_text(errors="replace"), path
+
+
+def artefact_args(out: Path) -> list[str]:
+    return ["--output", str(out), "-l", "-vv", "--junitxml", str(out / "junit.xml"),
+            "--alluredir", str(out / "allure")]
+
+
+def test_pin_reaches_no_artefact_of_a_failing_interop_run(spied, tmp_path, monkeypatch,
+                                                          fault_vendor):
+    """`interop -l -vv` with client checks failing (RSA signatures one bit off) shows
+    every local of the failing frames, the side with its environment among them; neither
+    PIN is in the console, the JUnit XML, the Allure results or the reports."""
+    monkeypatch.setenv("STANDING_SO_PIN", SO_PIN)
+    monkeypatch.setenv("P11_FAULT", "rsa-pkcs-signature-bit-flipped")
+    out = tmp_path / "out"
+    done = subprocess.run([*CLI, "interop", str(claiming_vendor(tmp_path, fault_vendor)),
+                           *artefact_args(out), "-k", "pkcs11_tool or p11tool"],
+                          capture_output=True, text=True, check=False, timeout=600)
+    assert done.returncode == 1 and "FAILED" in done.stdout, done.stdout + done.stderr
+    # the locals were shown, the PIN in them hidden, and the side's environment copy not shown
+    assert "GNUTLS_PIN': ***" in done.stdout and "'PATH': " not in done.stdout, done.stdout
+    assert list((out / "allure").glob("*-result.json")), "Allure results must be written"
+    assert_no_pin(done, out)
+
+
+def test_pin_reaches_no_artefact_of_a_failing_replay(spied, tmp_path, monkeypatch,
+                                                     fault_vendor):
+    """`replay -l -vv` where a case fails (BL-M-1: SoftHSM2 implements PKCS#11 2.40) and
+    EXT-M-1 logs in with ${Pin}: neither PIN in any output or artefact."""
+    monkeypatch.setenv("STANDING_SO_PIN", SO_PIN)
+    out = tmp_path / "out"
+    done = subprocess.run([*CLI, "replay", str(claiming_vendor(tmp_path, fault_vendor)),
+                           *artefact_args(out)],
+                          capture_output=True, text=True, check=False, timeout=600)
+    assert done.returncode == 1 and "FAILED" in done.stdout, done.stdout + done.stderr
+    assert list((out / "allure").glob("*-result.json")), "Allure results must be written"
+    assert_no_pin(done, out)
+    assert ("CKU_USER", "CKR_OK") in logins(spied)

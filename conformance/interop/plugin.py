@@ -33,7 +33,7 @@ from ..crosscheck import Keys
 from ..loading import ConfigError, load_vendor
 from ..model import Decision, Value, Vendor, decide
 from ..plugin import PAYLOAD, Recorder, deviation_payload, make_run_dir, watch_time
-from ..target import Target, TargetError, open_target
+from ..target import Secret, Target, TargetError, open_target
 
 TESTS_DIR = Path(__file__).parent
 # Set by the controller for its workers: which vendors take part, and the environment each
@@ -57,7 +57,9 @@ class Side:
 
     vendor: Vendor
     target: Target
-    env: dict[str, str]  # the environment its token was made in: client tools run in it
+    # The environment its token was made in, where client tools run: never printed (it
+    # holds the PINs, as Secret, and whatever else the caller's environment holds).
+    env: dict[str, str] = field(repr=False)
     kept: dict[Any, Any] = field(default_factory=dict)  # what tests share, per module
     created: list[Any] = field(default_factory=list)  # token objects to destroy at the end
     _keys: Keys | None = None
@@ -205,6 +207,9 @@ def _open(vendor: Vendor) -> Side:
     changed = {k: v for k, v in env.items() if before.get(k) != v}
     if saved is None:
         os.environ[saved_as] = json.dumps(changed)
+    for name in filter(None, (vendor.token.user_pin_env, vendor.token.so_pin_env)):
+        if name in env:
+            env[name] = Secret(env[name])
     return Side(vendor, target, env)
 
 
