@@ -1,11 +1,15 @@
 """Helpers shared by the error-handling checks: handles and keys over the raw layer (the
 `raw` fixture's child process); the return-value assertions are in conformance.suite."""
 
+from dataclasses import dataclass
+
+import pytest
 from pkcs11 import Attribute, KeyType, ObjectClass
 
 from conformance import keypolicy
 from conformance import raw as ck
 from conformance.names import mechanism
+from conformance.returncodes import CONDITIONS, judge
 
 SERIAL, RW = ck.CKF_SERIAL_SESSION, ck.CKF_SERIAL_SESSION | ck.CKF_RW_SESSION
 SHA256 = int(mechanism("CKM_SHA256"))
@@ -81,16 +85,20 @@ def aes_key(raw, target, session, **attributes):
     return raw.generate_key(session, AES_KEY_GEN, template)
 
 
-def any_aes_key(raw, target, session):
-    """An AES key with every usage an AES key can have, and extractable."""
+def any_aes_key(raw, target, session, **attributes):
+    """An AES key with every usage an AES key can have, extractable (and `attributes`)."""
     return aes_key(raw, target, session, EXTRACTABLE=True,
-                   **{usage.name: True for usage in SECRET_USAGES})
+                   **{usage.name: True for usage in SECRET_USAGES}, **attributes)
+
+
+def rsa_bits(target):
+    return claimed_bits(target, "CKM_RSA_PKCS_KEY_PAIR_GEN", "CKM_RSA_PKCS", preferred=2048)
 
 
 def rsa_pair(raw, target, session):
     """An RSA key pair with every usage, the private key CKA_PRIVATE: (public, private)."""
-    bits = claimed_bits(target, "CKM_RSA_PKCS_KEY_PAIR_GEN", "CKM_RSA_PKCS", preferred=2048)
-    public = {int(Attribute.TOKEN): keypolicy.on_token(), int(Attribute.MODULUS_BITS): bits,
+    public = {int(Attribute.TOKEN): keypolicy.on_token(),
+              int(Attribute.MODULUS_BITS): rsa_bits(target),
               int(Attribute.PUBLIC_EXPONENT): b"\x01\x00\x01"}
     return _pair(raw, session, RSA_KEY_PAIR_GEN, public, RSA_USAGES)
 
@@ -108,3 +116,131 @@ def _pair(raw, session, mech, public, usages):
                **{int(usage): True for usage in usages["private"]}}
     return raw.generate_key_pair(session, mech, keypolicy.raw_usages(public, "public"),
                                  keypolicy.raw_usages(private, "private"))
+
+
+# -- operations the state checks drive ---------------------------------------------------
+
+DATA = b"conformance: operation state"
+BLOCK = bytes(range(16))  # one AES block: valid input for CKM_AES_ECB both ways
+OUT = 1024  # an output buffer large enough for every operation here
+
+# Function -> (its C_*Init, the mechanism, the key it takes: None, "aes", "rsa-private",
+# "rsa-public"). Single-part signatures use CKM_RSA_PKCS (deterministic, claimed widely);
+# multi-part ones CKM_SHA256_RSA_PKCS (CKM_RSA_PKCS has no multi-part form).
+OPERATIONS = {
+    "C_Decrypt": ("C_DecryptInit", "CKM_AES_ECB", "aes"),
+    "C_DecryptFinal": ("C_DecryptInit", "CKM_AES_ECB", "aes"),
+    "C_DecryptUpdate": ("C_DecryptInit", "CKM_AES_ECB", "aes"),
+    "C_Digest": ("C_DigestInit", "CKM_SHA256", None),
+    "C_DigestFinal": ("C_DigestInit", "CKM_SHA256", None),
+    "C_DigestUpdate": ("C_DigestInit", "CKM_SHA256", None),
+    "C_Encrypt": ("C_EncryptInit", "CKM_AES_ECB", "aes"),
+    "C_EncryptFinal": ("C_EncryptInit", "CKM_AES_ECB", "aes"),
+    "C_EncryptUpdate": ("C_EncryptInit", "CKM_AES_ECB", "aes"),
+    "C_Sign": ("C_SignInit", "CKM_RSA_PKCS", "rsa-private"),
+    "C_SignFinal": ("C_SignInit", "CKM_SHA256_RSA_PKCS", "rsa-private"),
+    "C_SignUpdate": ("C_SignInit", "CKM_SHA256_RSA_PKCS", "rsa-private"),
+    "C_Verify": ("C_VerifyInit", "CKM_RSA_PKCS", "rsa-public"),
+    "C_VerifyFinal": ("C_VerifyInit", "CKM_SHA256_RSA_PKCS", "rsa-public"),
+    "C_VerifyUpdate": ("C_VerifyInit", "CKM_SHA256_RSA_PKCS", "rsa-public"),
+}
+KEYGEN = {None: (), "aes": ("CKM_AES_KEY_GEN",), "rsa-private": ("CKM_RSA_PKCS_KEY_PAIR_GEN",),
+          "rsa-public": ("CKM_RSA_PKCS_KEY_PAIR_GEN",)}
+# Functions that write an output (a buffer and its length follow the inputs).
+WITH_OUTPUT = {"C_Decrypt", "C_DecryptFinal", "C_DecryptUpdate", "C_Digest", "C_DigestFinal",
+               "C_Encrypt", "C_EncryptFinal", "C_EncryptUpdate", "C_Sign", "C_SignFinal"}
+
+
+def operation_marks(function):
+    """The marks of a case that runs `function`: it, its Init, its mechanism and the
+    mechanism that makes its key."""
+    init, mech, key = OPERATIONS[function]
+    return [pytest.mark.function(function), pytest.mark.function(init),
+            pytest.mark.mechanism(mech, *KEYGEN[key])]
+
+
+@dataclass
+class Started:
+    """An operation initialized in a logged-in session of the child: what the checks
+    need to go on with it (a valid input, and a signature for the verify side)."""
+
+    session: int
+    mechanism: int
+    key: int
+    signature: bytes = b""
+    modulus_bytes: int = 0
+
+
+def start(raw, target, function, private=False):
+    """A logged-in session with the operation of `function` initialized (a key made for
+    it; with `private`, a key with CKA_PRIVATE true)."""
+    init, name, kind = OPERATIONS[function]
+    session, mech = logged_in(raw), int(mechanism(name))
+    started = Started(session, mech, 0)
+    if kind == "aes":
+        started.key = any_aes_key(raw, target, session, PRIVATE=private)
+    elif kind is not None:
+        public, private_key = rsa_pair(raw, target, session)
+        started.modulus_bytes = rsa_bits(target) // 8
+        started.key = private_key if kind == "rsa-private" else public
+        if kind == "rsa-public":
+            raw.sign_init(session, mech, private_key)
+            started.signature = raw.sign(session, DATA)
+    if init == "C_DigestInit":
+        raw.digest_init(session, mech)
+    else:
+        INITS[init](raw, session, mech, started.key)
+    return started
+
+
+INITS = {
+    "C_DecryptInit": lambda raw, h, mech, key: raw.decrypt_init(h, mech, key),
+    "C_EncryptInit": lambda raw, h, mech, key: raw.encrypt_init(h, mech, key),
+    "C_SignInit": lambda raw, h, mech, key: raw.sign_init(h, mech, key),
+    "C_VerifyInit": lambda raw, h, mech, key: raw.verify_init(h, mech, key),
+}
+
+
+def valid_inputs(function, started):
+    """Inputs with which `function` succeeds in its started operation."""
+    if function.endswith("Final"):
+        return [started.signature] if function == "C_VerifyFinal" else []
+    if function == "C_Verify":
+        return [DATA, started.signature]
+    return [BLOCK] if function.startswith(("C_Encrypt", "C_Decrypt")) else [DATA]
+
+
+def call(raw, function, started, inputs, size=OUT):
+    """One call of `function` in the started operation: (CKR name, output length,
+    output); functions without output give (name, 0, b"")."""
+    rv, length, output = _call(raw, function, started, inputs, size)
+    return ck.ckr_name(rv), length, output
+
+
+def run(raw, function, started, inputs, size=OUT):
+    """As call, raising CKRError for anything but CKR_OK (for expect_code); the output."""
+    rv, _, output = _call(raw, function, started, inputs, size)
+    if rv != ck.CKR_OK:
+        raise ck.CKRError(function, rv)
+    return output
+
+
+def _call(raw, function, started, inputs, size):
+    if function in WITH_OUTPUT:
+        return raw.call_into(function, started.session, inputs, size)
+    return raw.call_inputs(function, started.session, inputs), 0, b""
+
+
+def refusal(condition, function, call, *args, what):
+    """For a check of a lower severity (strict, robustness): `call(*args)` must be refused.
+    CKR_OK fails with the check's own severity (its marker); a refusal is judged as every
+    code is (returncodes.judge: another permitted code is a `should` finding, a code the
+    function does not list a `must` one)."""
+    try:
+        call(*args)
+    except ck.CKRError as exc:
+        judge(function, condition, exc.name, what)
+        return
+    named = CONDITIONS[condition]
+    pytest.fail(f"{what} must return {' or '.join(named.codes)} ({named.clause}): "
+                "returned CKR_OK")

@@ -1,28 +1,37 @@
 """Operation state: an active operation refuses a second initialization, a call that needs
-an operation refuses to run without one, and the output-buffer convention (a NULL or a
-too-small buffer) tells the length and leaves the operation active.
+an operation refuses to run without one, an error ends the operation, single-part and
+multi-part calls do not mix, and C_Logout leaves no private key usable.
 
 Each check runs in a child process of its own (the `raw` fixture), so an operation the
-module wrongly leaves active ends with that process.
+module wrongly leaves active ends with that process. Cryptographic operations run in a
+logged-in session: C_DigestInit and C_EncryptInit list CKR_USER_NOT_LOGGED_IN, which a
+token with CKF_LOGIN_REQUIRED may rightly return in a public session.
 """
 
+import contextlib
 import hashlib
 
 import pytest
 
 from conformance import raw as ck
-from conformance.suite import refused, succeeds
+from conformance.returncodes import permitted
+from conformance.suite import expect_code, succeeds
 from conformance.suites.errors.common import (
     AES_ECB,
+    BLOCK,
+    DATA,
     SERIAL,
     SHA256,
-    SHA256_RSA_PKCS,
     aes_key,
+    call,
     logged_in,
-    private_key,
+    operation_marks,
+    refusal,
+    run,
+    start,
+    valid_inputs,
 )
 
-DATA = b"conformance: operation state"
 SHA256_DIGEST = hashlib.sha256(DATA).digest()
 
 
@@ -34,29 +43,50 @@ def test_digest_init_while_digest_active_is_refused(raw):
     """PKCS#11 v2.40 base §5.10.1 C_DigestInit, §5.1.6 CKR_OPERATION_ACTIVE, §5.1: a
     second C_DigestInit while a digest is active gives CKR_OPERATION_ACTIVE, and a call
     that fails leaves the token as it was, so the first digest still completes."""
-    session = raw.open_session(raw.slot, SERIAL)
+    session = logged_in(raw)
     raw.digest_init(session, SHA256)
-    refused("CKR_OPERATION_ACTIVE", "a second C_DigestInit(CKM_SHA256) while a digest is "
-            "active", raw.digest_init, session, SHA256)
+    expect_code("operation-active", "C_DigestInit", raw.digest_init, session, SHA256,
+                what="a second C_DigestInit(CKM_SHA256) while a digest is active")
     got = succeeds("C_Digest after the refused C_DigestInit", raw.digest, session, DATA)
     assert got == SHA256_DIGEST, (
         f"C_Digest after the refused C_DigestInit must complete the first digest "
         f"(SHA-256): got {got.hex()}, expected {SHA256_DIGEST.hex()}")
 
 
+@pytest.mark.severity("strict")
 @pytest.mark.function("C_FindObjectsInit")
 def test_find_objects_init_while_search_active_is_refused(raw):
-    """PKCS#11 v2.40 base §5.7.7 C_FindObjectsInit, §5.1.6 CKR_OPERATION_ACTIVE, §5.1: a
-    second C_FindObjectsInit while a search is active gives CKR_OPERATION_ACTIVE, and the
-    first search goes on (C_FindObjects, C_FindObjectsFinal return CKR_OK)."""
+    """PKCS#11 v2.40 base §5.7.7 C_FindObjectsInit, §5.1.6 CKR_OPERATION_ACTIVE: "at most
+    one search operation may be active at a given time in a given session", a rule on the
+    application (a module that replaces the first search still has one search active);
+    a strict module refuses the second C_FindObjectsInit with CKR_OPERATION_ACTIVE, the
+    code §5.1.6 names for an operation that prevents another, and its first search goes
+    on (C_FindObjects and C_FindObjectsFinal return CKR_OK)."""
     session = raw.open_session(raw.slot, SERIAL)
     raw.find_objects_init(session, {})
-    refused("CKR_OPERATION_ACTIVE", "a second C_FindObjectsInit while a search is active",
-            raw.find_objects_init, session, {})
+    refusal("operation-active", "C_FindObjectsInit", raw.find_objects_init, session, {},
+            what="a second C_FindObjectsInit while a search is active")
     succeeds("C_FindObjects after the refused C_FindObjectsInit", raw.find_objects_next,
              session, 16)
     succeeds("C_FindObjectsFinal after the refused C_FindObjectsInit",
              raw.find_objects_final, session)
+
+
+@pytest.mark.function("C_FindObjectsInit")
+def test_find_objects_init_while_search_active_leaves_one_search(raw):
+    """PKCS#11 v2.40 base §5.7.7 C_FindObjectsInit: at most one search operation is active
+    in a session, so after a second C_FindObjectsInit (refused, or accepted in place of
+    the first search) one C_FindObjectsFinal ends every search: C_FindObjects then gives
+    CKR_OPERATION_NOT_INITIALIZED."""
+    session = raw.open_session(raw.slot, SERIAL)
+    raw.find_objects_init(session, {})
+    with contextlib.suppress(ck.CKRError):
+        raw.find_objects_init(session, {})
+    succeeds("C_FindObjectsFinal after a second C_FindObjectsInit", raw.find_objects_final,
+             session)
+    expect_code("operation-not-initialized", "C_FindObjects", raw.find_objects_next,
+                session, 16, what="C_FindObjects after C_FindObjectsFinal ended the search "
+                "(a second C_FindObjectsInit had been called)")
 
 
 @pytest.mark.function("C_GenerateKey")
@@ -69,8 +99,8 @@ def test_encrypt_init_while_encryption_active_is_refused(raw, target):
     session = logged_in(raw)
     key = aes_key(raw, target, session)
     raw.encrypt_init(session, AES_ECB, key)
-    refused("CKR_OPERATION_ACTIVE", "a second C_EncryptInit(CKM_AES_ECB) while an "
-            "encryption is active", raw.encrypt_init, session, AES_ECB, key)
+    expect_code("operation-active", "C_EncryptInit", raw.encrypt_init, session, AES_ECB, key,
+                what="a second C_EncryptInit(CKM_AES_ECB) while an encryption is active")
 
 
 # -- calls that need an active operation ---------------------------------------------------
@@ -85,14 +115,12 @@ def test_digest_without_active_digest_is_refused(raw, state):
     """PKCS#11 v2.40 base §5.10.2 C_Digest, §5.1.6 CKR_OPERATION_NOT_INITIALIZED: C_Digest
     with no digest active (none initialized, or the last one finished by a successful
     C_Digest, which always ends the operation) gives CKR_OPERATION_NOT_INITIALIZED."""
-    session = raw.open_session(raw.slot, SERIAL)
+    session = logged_in(raw)
     if state == "after-C_Digest":
         raw.digest_init(session, SHA256)
         succeeds("C_Digest(CKM_SHA256)", raw.digest, session, DATA)
-    rv, _, _ = raw.digest_into(session, DATA, 64)
-    assert ck.ckr_name(rv) == "CKR_OPERATION_NOT_INITIALIZED", (
-        f"C_Digest with no active digest ({state}) must return "
-        f"CKR_OPERATION_NOT_INITIALIZED: returned {ck.ckr_name(rv)}")
+    expect_code("operation-not-initialized", "C_Digest", raw.digest, session, DATA,
+                what=f"C_Digest with no active digest ({state})")
 
 
 FIND_STATES = ["after-C_FindObjectsFinal", "never-initialized"]
@@ -108,8 +136,8 @@ def test_find_objects_without_active_search_is_refused(raw, state):
     if state == "after-C_FindObjectsFinal":
         raw.find_objects_init(session, {})
         raw.find_objects_final(session)
-    refused("CKR_OPERATION_NOT_INITIALIZED", f"C_FindObjects with no active search ({state})",
-            raw.find_objects_next, session, 16)
+    expect_code("operation-not-initialized", "C_FindObjects", raw.find_objects_next,
+                session, 16, what=f"C_FindObjects with no active search ({state})")
 
 
 @pytest.mark.parametrize("state", FIND_STATES)
@@ -121,96 +149,120 @@ def test_find_objects_final_without_active_search_is_refused(raw, state):
     if state == "after-C_FindObjectsFinal":
         raw.find_objects_init(session, {})
         raw.find_objects_final(session)
-    refused("CKR_OPERATION_NOT_INITIALIZED", f"C_FindObjectsFinal with no active search "
-            f"({state})", raw.find_objects_final, session)
+    expect_code("operation-not-initialized", "C_FindObjectsFinal", raw.find_objects_final,
+                session, what=f"C_FindObjectsFinal with no active search ({state})")
 
 
-# -- the output-buffer convention ----------------------------------------------------------
+# -- an error ends the operation -------------------------------------------------------------
 
-@pytest.mark.function("C_Digest")
-@pytest.mark.mechanism("CKM_SHA256")
-def test_digest_length_query_leaves_digest_active(raw):
-    """PKCS#11 v2.40 base §5.2, §5.10.2 C_Digest: with a NULL output buffer C_Digest
-    returns CKR_OK and a length that suffices for the digest, and does not end the
-    operation: the next call, with a buffer of that length, returns the digest and its
-    exact length."""
-    session = raw.open_session(raw.slot, SERIAL)
-    raw.digest_init(session, SHA256)
-    rv, length, _ = raw.digest_into(session, DATA, None)
-    assert ck.ckr_name(rv) == "CKR_OK", (
-        f"C_Digest(CKM_SHA256) with a NULL buffer must return CKR_OK: returned "
-        f"{ck.ckr_name(rv)}")
-    assert length >= len(SHA256_DIGEST), (
-        f"C_Digest(CKM_SHA256) with a NULL buffer must give a length that holds the "
-        f"{len(SHA256_DIGEST)}-byte digest: got {length}")
-    rv, exact, got = raw.digest_into(session, DATA, length)
-    assert ck.ckr_name(rv) == "CKR_OK", (
-        f"C_Digest(CKM_SHA256) after the length query must return CKR_OK (the query does "
-        f"not end the operation): returned {ck.ckr_name(rv)}")
-    assert (exact, got) == (len(SHA256_DIGEST), SHA256_DIGEST), (
-        f"C_Digest(CKM_SHA256) after the length query must return the SHA-256 digest and "
-        f"its length {len(SHA256_DIGEST)}: got {exact} bytes {got.hex()}, expected "
-        f"{SHA256_DIGEST.hex()}")
-
-
-@pytest.mark.parametrize("size", [0, 31], ids=["0-bytes", "31-bytes"])
-@pytest.mark.function("C_Digest")
-@pytest.mark.mechanism("CKM_SHA256")
-def test_digest_short_buffer_reports_length_and_leaves_digest_active(raw, size):
-    """PKCS#11 v2.40 base §5.2, §5.10.2 C_Digest: an output buffer too small for the
-    digest gives CKR_BUFFER_TOO_SMALL with the exact length needed, and does not end the
-    operation: the next call, with a large enough buffer, returns the digest."""
-    session = raw.open_session(raw.slot, SERIAL)
-    raw.digest_init(session, SHA256)
-    rv, length, _ = raw.digest_into(session, DATA, size)
-    assert ck.ckr_name(rv) == "CKR_BUFFER_TOO_SMALL", (
-        f"C_Digest(CKM_SHA256) with a {size}-byte buffer must return CKR_BUFFER_TOO_SMALL: "
-        f"returned {ck.ckr_name(rv)}")
-    assert length == len(SHA256_DIGEST), (
-        f"C_Digest(CKM_SHA256) with a {size}-byte buffer must set the length to the exact "
-        f"{len(SHA256_DIGEST)} bytes needed: got {length}")
-    rv, exact, got = raw.digest_into(session, DATA, len(SHA256_DIGEST))
-    assert ck.ckr_name(rv) == "CKR_OK", (
-        f"C_Digest(CKM_SHA256) after CKR_BUFFER_TOO_SMALL must return CKR_OK (the "
-        f"operation stays active): returned {ck.ckr_name(rv)}")
-    assert got == SHA256_DIGEST, (
-        f"C_Digest(CKM_SHA256) after CKR_BUFFER_TOO_SMALL must return the SHA-256 digest: "
-        f"got {got.hex()}, expected {SHA256_DIGEST.hex()}")
+def provoke(raw, function, started, error):
+    """Make `function` fail in its started operation with `error`; returns the code."""
+    signature = started.signature
+    if error == "null-input":  # a NULL pointer with a length: CKR_ARGUMENTS_BAD
+        inputs = valid_inputs(function, started)
+        if function == "C_Verify":
+            inputs = [DATA, (None, len(signature))]
+        else:
+            inputs = [(None, len(inputs[0]))]
+        return call(raw, function, started, inputs)[0]
+    if error == "signature-len-range":
+        inputs = [signature[:-1]]
+    elif error == "signature-invalid":
+        inputs = [signature[:-1] + bytes([signature[-1] ^ 1])]
+    elif function in ("C_EncryptFinal", "C_DecryptFinal"):  # 15 bytes then the end
+        update = function.replace("Final", "Update")
+        succeeds(f"{update} with 15 bytes", call, raw, update, started, [BLOCK[:15]])
+        inputs = []
+    elif function == "C_Sign":  # longer than a PKCS #1 v1.5 block can hold
+        inputs = [bytes(started.modulus_bytes)]
+    else:  # not a whole number of AES blocks
+        inputs = [BLOCK[:15]]
+    if function == "C_Verify":
+        inputs = [DATA, *inputs]
+    elif function == "C_VerifyFinal":
+        succeeds("C_VerifyUpdate", call, raw, "C_VerifyUpdate", started, [DATA])
+    return call(raw, function, started, inputs)[0]
 
 
-# -- an operation across C_Logout ----------------------------------------------------------
+ENDING_ERRORS = [
+    ("C_Decrypt", "data-len-range"), ("C_Decrypt", "null-input"),
+    ("C_DecryptFinal", "data-len-range"), ("C_DecryptUpdate", "null-input"),
+    ("C_Digest", "null-input"), ("C_DigestUpdate", "null-input"),
+    ("C_Encrypt", "data-len-range"), ("C_Encrypt", "null-input"),
+    ("C_EncryptFinal", "data-len-range"), ("C_EncryptUpdate", "null-input"),
+    ("C_Sign", "data-len-range"), ("C_Sign", "null-input"), ("C_SignUpdate", "null-input"),
+    ("C_Verify", "null-input"), ("C_Verify", "signature-invalid"),
+    ("C_Verify", "signature-len-range"), ("C_VerifyFinal", "signature-invalid"),
+    ("C_VerifyFinal", "signature-len-range"), ("C_VerifyUpdate", "null-input"),
+]
 
-# The codes of C_Sign's list that fit an operation the logout ended or a user who left.
-REFUSALS = ("CKR_OPERATION_NOT_INITIALIZED", "CKR_USER_NOT_LOGGED_IN")
+
+@pytest.mark.parametrize(("function", "error"), [
+    pytest.param(function, error, id=f"{function}-{error}", marks=operation_marks(function))
+    for function, error in ENDING_ERRORS])
+def test_error_ends_operation(raw, target, function, error):
+    """PKCS#11 v2.40 base §5.2 and each function's text (§5.8.2-§5.8.4, §5.9.2-§5.9.4,
+    §5.10.2-§5.10.5, §5.11.2-§5.11.4, §5.12.2-§5.12.4): a call of C_Encrypt, C_Decrypt,
+    C_Digest, C_Sign, C_Verify or their Update/Final forms that returns an error other
+    than CKR_BUFFER_TOO_SMALL terminates the active operation (CKR_ARGUMENTS_BAD,
+    CKR_DATA_LEN_RANGE, CKR_SIGNATURE_INVALID included), so the next call, with valid
+    arguments, gives CKR_OPERATION_NOT_INITIALIZED."""
+    started = start(raw, target, function)
+    got = provoke(raw, function, started, error)
+    assert got not in ("CKR_OK", "CKR_BUFFER_TOO_SMALL"), (
+        f"{function} with {error} must fail (the error this check provokes): returned {got}")
+    expect_code("operation-not-initialized", function, run, raw, function, started,
+                valid_inputs(function, started),
+                what=f"{function} after {function} returned {got} ({error})")
 
 
-@pytest.mark.function("C_GenerateKeyPair")
-@pytest.mark.function("C_Logout")
-@pytest.mark.function("C_Sign")
-@pytest.mark.mechanism("CKM_RSA_PKCS_KEY_PAIR_GEN")
-@pytest.mark.mechanism("CKM_SHA256_RSA_PKCS")
-def test_sign_across_logout_is_refused_or_unchanged(raw, target):
-    """PKCS#11 v2.40 base §5.6.8 C_Logout, §5.11.2 C_Sign: an operation active when
-    C_Logout succeeds may or may not stay active, so C_Sign with a private key initialized
-    before C_Logout either refuses (CKR_OPERATION_NOT_INITIALIZED or
-    CKR_USER_NOT_LOGGED_IN, the codes of its list that apply) or returns the signature the
-    key makes while logged in (CKM_SHA256_RSA_PKCS is deterministic). The spec does not
-    require the refusal softhsm/SoftHSMv2#900 asks for."""
-    session = logged_in(raw)
-    key = private_key(raw, target, session)
-    raw.sign_init(session, SHA256_RSA_PKCS, key)
-    expected = succeeds("C_Sign(CKM_SHA256_RSA_PKCS) while logged in", raw.sign, session,
-                        DATA)
-    raw.sign_init(session, SHA256_RSA_PKCS, key)
-    raw.logout(session)
-    try:
-        got = raw.sign(session, DATA)
-    except ck.CKRError as exc:
-        assert exc.name in REFUSALS, (
-            f"C_Sign(CKM_SHA256_RSA_PKCS) initialized before C_Logout, if it refuses, must "
-            f"return {' or '.join(REFUSALS)}: returned {exc.name}")
-        return
-    assert got == expected, (
-        "C_Sign(CKM_SHA256_RSA_PKCS) initialized before C_Logout, if it signs, must return "
-        f"the signature the key makes while logged in: got {got[:16].hex()}..., expected "
-        f"{expected[:16].hex()}...")
+# -- single-part and multi-part calls do not mix --------------------------------------------
+
+MIXES = sorted([("C_DecryptUpdate", "C_Decrypt"), ("C_DigestUpdate", "C_Digest"),
+                ("C_EncryptUpdate", "C_Encrypt"), ("C_SignUpdate", "C_Sign"),
+                ("C_VerifyUpdate", "C_Verify")])
+
+
+@pytest.mark.severity("strict")
+@pytest.mark.parametrize(("update", "single"), [
+    pytest.param(update, single, id=f"{update}-then-{single}",
+                 marks=[*operation_marks(update), pytest.mark.function(single)])
+    for update, single in MIXES])
+def test_single_part_call_after_update_is_refused(raw, target, update, single):
+    """PKCS#11 v2.40 base §5.8.2 C_Encrypt, §5.9.2 C_Decrypt, §5.10.2 C_Digest, §5.11.2
+    C_Sign, §5.12.2 C_Verify: the single-part call "cannot be used to terminate a
+    multi-part operation, and must be called after" the Init "without intervening" Update
+    calls; a rule on the caller, which a strict module enforces by refusing the
+    single-part call after an Update. The spec names no code for it: any error the
+    function lists is right."""
+    started = start(raw, target, update)
+    succeeds(update, call, raw, update, started, valid_inputs(update, started))
+    got = call(raw, single, started, valid_inputs(single, started))[0]
+    assert got != "CKR_OK", (
+        f"{single} after {update} must be refused (a single-part call cannot end a "
+        f"multi-part operation): returned CKR_OK")
+    assert got in permitted(single), (
+        f"{single} after {update} returned {got}, which is not among {single}'s return "
+        f"values")
+
+
+# -- C_Logout and the operations it interrupts -----------------------------------------------
+
+LOGOUT_CASES = ["C_Decrypt", "C_Encrypt", "C_Sign"]
+
+
+@pytest.mark.severity("strict")
+@pytest.mark.parametrize("function", [
+    pytest.param(function, marks=[*operation_marks(function), pytest.mark.function("C_Logout")])
+    for function in LOGOUT_CASES])
+def test_operation_with_private_key_ends_at_logout(raw, target, function):
+    """PKCS#11 v2.40 base §5.6.8 C_Logout: after C_Logout the application's handles to
+    private objects are invalid; an operation active at the logout "may or may not" stay
+    active, and the application "should" finish it first: a rule on the caller, which a
+    strict module enforces by refusing to go on with a private key (CKA_PRIVATE true)
+    once no user is logged in: CKR_OPERATION_NOT_INITIALIZED or CKR_USER_NOT_LOGGED_IN."""
+    started = start(raw, target, function, private=True)
+    raw.logout(started.session)
+    refusal("operation-after-logout", function, run, raw, function, started,
+            valid_inputs(function, started),
+            what=f"{function} with a private key, initialized before C_Logout")
