@@ -88,6 +88,8 @@ table.areas th,table.areas td{padding:.3rem .45rem}
 table.diff{table-layout:fixed}table.diff th:first-child{width:46%}
 table.diff th:nth-child(2),table.diff th:nth-child(3){width:6.5rem}
 .card .big.bad{color:var(--fail-fg)}.card .big.good{color:var(--pass-fg)}
+table.findings{table-layout:fixed}table.findings th:first-child{width:6rem}
+table.findings th:nth-child(3){width:9rem}table.findings th:last-child{width:22%}
 table.fails{table-layout:fixed}table.fails th:first-child{width:38%}
 table.fails th:nth-child(2){width:6rem}
 svg.heat{max-width:100%;height:auto;margin:.4rem 0 1rem}

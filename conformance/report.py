@@ -421,13 +421,15 @@ def render_html(doc: Document) -> str:
                 "first.</p><ul class=compact>" + "".join(
                     f"<li>{esc(t)}</li>" for t in SEVERITY_TEXT.values()) + "</ul>")
     if found:
-        body.append(html_table(["severity", "rule", "cases", "spec clause and observed",
-                                "upstream", "reproduce one"], [
-            [text_cell(f["severity"]), Cell(f"<span class=id>{esc(f['rule'])}</span>"),
-             text_cell(_finding_statuses(f)),
-             Cell(f"{esc(f['spec'])}<br><span class=muted>{esc(f['observed'][0])}</span>"),
-             Cell(_upstream(f, link)),
-             Cell(f"<code>{esc(f['reproduce'])}</code>")] for f in found], css="zebra fails"))
+        body.append(html_table(["severity", "rule, clause and what was observed", "cases",
+                                "upstream"], [
+            [text_cell(f["severity"]),
+             Cell(f"<span class=id>{esc(f['rule'])}</span><br>{esc(f['spec'])}<br>"
+                  f"<span class=muted>{esc(f['observed'][0])}</span><details><summary "
+                  f"class=muted>reproduce one</summary><code>{esc(f['reproduce'])}</code>"
+                  "</details>"),
+             text_cell(_finding_statuses(f)), Cell(_upstream(f, link))] for f in found],
+            css="zebra findings"))
     else:
         body.append("<p>None: every check that ran passed.</p>")
     missing = missing_claims(doc)

@@ -276,6 +276,15 @@ FINDING_STATUSES = ("FAIL", "XFAIL", "XPASS", "CRASH", "TIMEOUT", "ERROR")
 SEVERITY_ORDER = ("must", "should", "strict", "robustness")
 
 
+def reproduce(run: dict[str, Any], case: dict[str, Any]) -> str:
+    """The command that runs this one case again (on a throwaway token, as the run did)."""
+    if run.get("kind") == "interop":
+        files = " ".join(f"--interop {run['modules'][v]['file']}"
+                         for v in case.get("between", []) if v in run["modules"])
+        return f"pytest {files} '{case['nodeid']}'"
+    return f"pytest --vendor {run['vendor']['file']} 'conformance/suites/{case['id']}'"
+
+
 def findings(run: dict[str, Any], records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """What a vendor can act on: the cases that did not pass, grouped by rule (the check,
     not its parametrized cases) and by the known deviation that covers them, each with its
@@ -301,8 +310,7 @@ def findings(run: dict[str, Any], records: list[dict[str, Any]]) -> list[dict[st
             "statuses": dict(sorted(statuses.items())), "cases": len(cases),
             "observed": observed[:3], "more_observations": max(0, len(observed) - 3),
             "link": url or None, "deviation_matched": matched if url else None,
-            "reproduce": f"pytest --vendor {run['vendor']['file']} "
-                         f"'conformance/suites/{cases[0]['id']}'",
+            "reproduce": reproduce(run, cases[0]),
             "example": cases[0]["id"],
         })
     return sorted(out, key=lambda f: (SEVERITY_ORDER.index(f["severity"]), f["rule"],
