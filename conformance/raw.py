@@ -1230,13 +1230,12 @@ class Module:
             self._check(function, h, byref(mechanism), key)
 
     def wrap_key_with(self, h: int, mech: int, wrapping_key: int, key: int,
-                      parameter: Parameter = None) -> bytes:
-        """C_WrapKey with a mechanism parameter: the length first, then the buffer."""
+                      parameter: Parameter = None, capacity: int = 8192) -> bytes:
+        """C_WrapKey with a mechanism parameter, in one call with a buffer of
+        ``capacity`` bytes (the length query convention has checks of its own)."""
         pointer, size, _keep = mechanism_parameter(parameter)
         mechanism = CK_MECHANISM(mech, pointer, size)
-        length = CK_ULONG(0)
-        self._check("C_WrapKey", h, byref(mechanism), wrapping_key, key, None, byref(length))
-        buffer = create_string_buffer(max(length.value, 1))
+        buffer, length = create_string_buffer(capacity), CK_ULONG(capacity)
         self._check("C_WrapKey", h, byref(mechanism), wrapping_key, key, buffer,
                     byref(length))
         return buffer.raw[: length.value]

@@ -12,7 +12,8 @@ C_DecryptInit, CKF_SIGN C_SignInit, CKF_VERIFY C_VerifyInit, CKF_SIGN_RECOVER
 C_SignRecoverInit, CKF_VERIFY_RECOVER C_VerifyRecoverInit, CKF_DIGEST C_DigestInit,
 CKF_GENERATE C_GenerateKey (secret keys, DSA and DH domain parameters),
 CKF_GENERATE_KEY_PAIR C_GenerateKeyPair, CKF_WRAP C_WrapKey of an extractable AES key,
-CKF_UNWRAP C_UnwrapKey of what C_WrapKey gave, CKF_DERIVE C_DeriveKey (the
+CKF_UNWRAP C_UnwrapKey of what C_WrapKey gave (as a generic secret key, which takes
+any length: raw RSA unwraps a modulus-sized value), CKF_DERIVE C_DeriveKey (the
 *_ENCRYPT_DATA derivations, ECDH and DH with a peer made by cryptography). Only a
 mechanism that announces nothing of these (CKF_UNWRAP without CKF_WRAP, say) is not
 applicable.
@@ -330,7 +331,7 @@ def test_advertised_mechanism_works_for_announced_functions(prober, probe_keys,
         elif call == "wrap_key_with" and flags & ck.CKF_UNWRAP:
             value, _, _, mechanism_parameter = args
             code, _ = prober.attempt("unwrap_key", value, probe_keys[1], wrapped,
-                                     {**SECRET, ck.CKA_KEY_TYPE: ck.CKK_AES},
+                                     {**SECRET, ck.CKA_KEY_TYPE: ck.CKK_GENERIC_SECRET},
                                      mechanism_parameter)
             if code != "CKR_OK":
                 refusals.append(("C_UnwrapKey", code))
