@@ -1,10 +1,12 @@
-"""Module honesty: a mechanism the token advertises works for each function its
-C_GetMechanismInfo flags announce, whether the vendor claims it or not.
+"""Module honesty: what the token advertises, claimed or not. C_GetMechanismInfo fills
+the whole structure for every mechanism C_GetMechanismList lists, and a mechanism works
+for each function its flags announce.
 
-Which cases exist. One case per mechanism that C_GetMechanismList lists and that
-conformance/mechanism_kinds.py knows (KINDS), read from the target when the suite is
-collected: an unclaimed mechanism is tested too, because advertising it is itself a
-claim to every application that reads the list.
+Which cases exist. The mechanism list is read from the target when the suite is
+collected (an unclaimed mechanism is tested too: advertising it is itself a claim to
+every application that reads the list): `listed_name` is each listed mechanism,
+`advertised_name` each listed mechanism that conformance/mechanism_kinds.py knows
+(KINDS).
 
 What a case does. It calls, each in a fresh session (closing it ends what the call
 began), the function each announced flag names: CKF_ENCRYPT C_EncryptInit, CKF_DECRYPT
@@ -40,21 +42,24 @@ from cryptography.utils import CryptographyDeprecationWarning
 
 from conformance import raw as ck
 from conformance.isolation import raw_module
-from conformance.mechanism_kinds import KINDS
-from conformance.names import mechanism
+from conformance.mechanism_kinds import FUNCTION_MASK, KINDS, defined_flags, flag_names
+from conformance.names import VENDOR_DEFINED, mechanism
 from conformance.plugin import RUN
 from conformance.returncodes import UnexpectedReturn
 from conformance.suite import not_applicable
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """`advertised_name`: the target's C_GetMechanismList, as spec names, that KINDS
-    knows (sorted, so every xdist worker collects the same cases)."""
-    if "advertised_name" not in metafunc.fixturenames:
+    """`listed_name`: the target's C_GetMechanismList as spec names; `advertised_name`:
+    those KINDS knows. Sorted, so every xdist worker collects the same cases."""
+    wanted = [name for name in ("listed_name", "advertised_name")
+              if name in metafunc.fixturenames]
+    if not wanted:
         return
     run = metafunc.config.stash.get(RUN, None)
-    listed = run.target.info()["mechanisms"] if run is not None else None
-    metafunc.parametrize("advertised_name", sorted(set(listed or ()) & set(KINDS)))
+    listed = set(run.target.info()["mechanisms"] or ()) if run is not None else set()
+    metafunc.parametrize(wanted[0], sorted(listed if wanted[0] == "listed_name"
+                                           else listed & set(KINDS)))
 
 
 # Hash mechanisms, their MGF1 generators (CKG_MGF1_*) and lengths, by the name in a
@@ -99,6 +104,13 @@ INIT_PROBES = ((ck.CKF_ENCRYPT, "C_EncryptInit", "public"),
                (ck.CKF_SIGN_RECOVER, "C_SignRecoverInit", "private"),
                (ck.CKF_VERIFY_RECOVER, "C_VerifyRecoverInit", "public"),
                (ck.CKF_DIGEST, "C_DigestInit", None))
+
+
+def mechanism_value(name: str) -> int:
+    """The mechanism type behind a name names.mechanism_name gave."""
+    if name.startswith("CKM_VENDOR_DEFINED+"):
+        return VENDOR_DEFINED + int(name.removeprefix("CKM_VENDOR_DEFINED+"), 16)
+    return int(name, 16) if name.startswith("0x") else int(mechanism(name))
 
 
 def key_family(name: str) -> str | None:
@@ -341,3 +353,29 @@ def test_advertised_mechanism_works_for_announced_functions(prober, probe_keys,
             f"each announced function must accept it: "
             + "; ".join(f"{function}({advertised_name}) returned {code}"
                         for function, code in refusals), refusals[0][1])
+
+
+def test_mechanism_info_sets_every_field(prober, listed_name):
+    """PKCS#11 v2.40 base §5.5.6 C_GetMechanismInfo, §3.5 CK_MECHANISM_INFO: the call
+    fills the structure pInfo points to. Read into one whose bytes are all 0xA5, no field
+    keeps that pattern, flags holds only bits defined for the mechanism (its kind's
+    function flags, CKF_HW, CKF_EXTENSION, the message flags, the curve flags of an
+    elliptic curve mechanism; any defined bit for a mechanism of no known kind), and
+    ulMinKeySize <= ulMaxKeySize."""
+    info = prober.raw.get_mechanism_info(prober.raw.slot, mechanism_value(listed_name))
+    fields = {"ulMinKeySize": info.min_key_size, "ulMaxKeySize": info.max_key_size,
+              "flags": info.flags}
+    unset = [field for field, got in fields.items() if got == ck.UNSET]
+    assert not unset, (
+        f"C_GetMechanismInfo({listed_name}) must set every field of CK_MECHANISM_INFO: "
+        f"{', '.join(unset)} kept the caller's bytes ({ck.UNSET:#x})")
+    undefined = info.flags & ~defined_flags(listed_name)
+    ored = info.flags & ck.UNSET == ck.UNSET
+    assert not undefined, (
+        f"C_GetMechanismInfo({listed_name}) must set flags to bits defined for it: flags "
+        f"{info.flags:#x} hold {undefined:#x} ({flag_names(undefined & FUNCTION_MASK)})"
+        + (": every bit of the caller's 0xA5 bytes is still set, so the module ORs its "
+           "flags into the structure instead of setting them" if ored else ""))
+    assert info.min_key_size <= info.max_key_size, (
+        f"C_GetMechanismInfo({listed_name}) ulMinKeySize {info.min_key_size} must not "
+        f"exceed ulMaxKeySize {info.max_key_size}")
