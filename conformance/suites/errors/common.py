@@ -213,19 +213,20 @@ def valid_inputs(function, started):
 def call(raw, function, started, inputs, size=OUT):
     """One call of `function` in the started operation: (CKR name, output length,
     output); functions without output give (name, 0, b"")."""
-    rv, length, output = _call(raw, function, started, inputs, size)
+    rv, length, output = call_raw(raw, function, started, inputs, size)
     return ck.ckr_name(rv), length, output
 
 
 def run(raw, function, started, inputs, size=OUT):
     """As call, raising CKRError for anything but CKR_OK (for expect_code); the output."""
-    rv, _, output = _call(raw, function, started, inputs, size)
+    rv, _, output = call_raw(raw, function, started, inputs, size)
     if rv != ck.CKR_OK:
         raise ck.CKRError(function, rv)
     return output
 
 
-def _call(raw, function, started, inputs, size):
+def call_raw(raw, function, started, inputs, size):
+    """As call, with the raw CK_RV."""
     if function in WITH_OUTPUT:
         return raw.call_into(function, started.session, inputs, size)
     return raw.call_inputs(function, started.session, inputs), 0, b""
@@ -244,3 +245,12 @@ def refusal(condition, function, call, *args, what):
     named = CONDITIONS[condition]
     pytest.fail(f"{what} must return {' or '.join(named.codes)} ({named.clause}): "
                 "returned CKR_OK")
+
+
+def restart(raw, function, started):
+    """Initialize the operation of `function` again, with the started operation's key."""
+    init = OPERATIONS[function][0]
+    if init == "C_DigestInit":
+        raw.digest_init(started.session, started.mechanism)
+    else:
+        INITS[init](raw, started.session, started.mechanism, started.key)
