@@ -23,6 +23,8 @@ from conformance.crosscheck import (
     pss_params,
 )
 from conformance.names import mechanism
+from conformance.returncodes import judge
+from conformance.suite import expect_refusal, returned
 from conformance.suites.sign.signing import (
     MESSAGE,
     assert_aes_key_refused,
@@ -91,15 +93,12 @@ def pss(hash_name, salt_length):
     return padding.PSS(mgf=padding.MGF1(algorithm(hash_name)), salt_length=salt_length)
 
 
-def assert_refused(call, what):
-    """Refuse or be right: a salt that does not fit the modulus cannot give a valid
-    signature, so only a CKR error is right."""
-    try:
-        result = call()
-    except PKCS11Error:
-        return
-    pytest.fail(f"{what} must be refused, the salt does not fit the modulus: the call "
-                f"succeeded ({result!r:.60})")
+def assert_refused(key, data, name, params, what):
+    """A salt that does not fit the modulus cannot give a valid signature: C_SignInit or
+    C_Sign returns CKR_MECHANISM_PARAM_INVALID or CKR_KEY_SIZE_RANGE (base §5.1.6)."""
+    expect_refusal("pss-salt-too-long-for-key", "C_SignInit", key.sign, data,
+                   what=f"{what} (the salt does not fit the modulus)",
+                   mechanism=mechanism(name), mechanism_param=params)
 
 
 class Peer:
@@ -231,14 +230,14 @@ def test_sign_rsa_pss_digest_verifies_with_cryptography(keys, hash_name, salt_le
     """PKCS#11 v2.40 curr, PKCS #1 RSA PSS: CKM_RSA_PKCS_PSS signs the given hash value as
     RSASSA-PSS with CK_RSA_PKCS_PSS_PARAMS (hashAlg, MGF1 with the same hash, sLen), which
     cryptography verifies with exactly that salt length; a salt that cannot fit the modulus
-    (sLen > emLen - hLen - 2) is refused."""
+    (sLen > emLen - hLen - 2) is refused with CKR_MECHANISM_PARAM_INVALID or
+    CKR_KEY_SIZE_RANGE (base §5.1.6)."""
     public, private = keys.rsa(key_bits)
     params = pss_params(hash_name, salt_length)
     data = digest(hash_name, MESSAGE)
     what = f"C_Sign(CKM_RSA_PKCS_PSS, {hash_name}, sLen {salt_length}) with a {key_bits}-bit key"
     if not pss_fits(key_bits, hash_name, salt_length):
-        assert_refused(lambda: private.sign(data, mechanism=mechanism("CKM_RSA_PKCS_PSS"),
-                                            mechanism_param=params), what)
+        assert_refused(private, data, "CKM_RSA_PKCS_PSS", params, what)
         return
     signature = sign(private, data, "CKM_RSA_PKCS_PSS", params)
     assert_length(signature, key_bits, what)
@@ -253,7 +252,9 @@ def test_verify_rsa_pss_digest_accepts_cryptography_signature(peer, hash_name, s
                                                               key_bits):
     """PKCS#11 v2.40 curr, PKCS #1 RSA PSS: C_Verify with CKM_RSA_PKCS_PSS accepts
     cryptography's RSASSA-PSS signature of a hash value with the same hash, MGF1 and salt
-    length; with a salt that cannot fit the modulus it never accepts a signature."""
+    length; with a salt that cannot fit the modulus it never accepts a signature (it
+    returns CKR_SIGNATURE_INVALID, or refuses the parameters with
+    CKR_MECHANISM_PARAM_INVALID or CKR_KEY_SIZE_RANGE, base §5.1.6)."""
     private, public = peer.rsa(key_bits)
     params = pss_params(hash_name, salt_length)
     data = digest(hash_name, MESSAGE)
@@ -262,7 +263,8 @@ def test_verify_rsa_pss_digest_accepts_cryptography_signature(peer, hash_name, s
             f"{key_bits}-bit signature")
     if not pss_fits(key_bits, hash_name, salt_length):
         signature = private.sign(data, pss(hash_name, padding.PSS.MAX_LENGTH), prehashed)
-        verified = _verifies_or_refuses(public, data, signature, "CKM_RSA_PKCS_PSS", params)
+        verified = _verifies_or_refuses(public, data, signature, "CKM_RSA_PKCS_PSS", params,
+                                        what)
         assert not verified, f"{what} must not succeed, the salt does not fit the modulus"
         return
     signature = private.sign(data, pss(hash_name, salt_length), prehashed)
@@ -281,8 +283,7 @@ def test_verify_rsa_pss_digest_rejects_altered_signature(keys, hash_name, salt_l
     params = pss_params(hash_name, salt_length)
     data = digest(hash_name, MESSAGE)
     if not pss_fits(key_bits, hash_name, salt_length):
-        assert_refused(lambda: private.sign(data, mechanism=mechanism("CKM_RSA_PKCS_PSS"),
-                                            mechanism_param=params),
+        assert_refused(private, data, "CKM_RSA_PKCS_PSS", params,
                        f"C_Sign(CKM_RSA_PKCS_PSS, {hash_name}, sLen {salt_length})")
         return
     signature = sign(private, data, "CKM_RSA_PKCS_PSS", params)
@@ -297,15 +298,14 @@ def test_sign_rsa_pss_hash_verifies_with_cryptography(keys, mechanism_name, salt
     signature over the message, single-part or in parts, with CK_RSA_PKCS_PSS_PARAMS
     (hashAlg of the mechanism, MGF1 with the same hash, sLen) is RSASSA-PSS that
     cryptography verifies with exactly that salt length; a salt that cannot fit the modulus
-    is refused."""
+    is refused with CKR_MECHANISM_PARAM_INVALID or CKR_KEY_SIZE_RANGE (base §5.1.6)."""
     public, private = keys.rsa(key_bits)
     hash_name = PSS[mechanism_name]
     params = pss_params(hash_name, salt_length)
     what = (f"{calls('Sign', parts)}({mechanism_name}, sLen {salt_length}) with a "
             f"{key_bits}-bit key")
     if not pss_fits(key_bits, hash_name, salt_length):
-        assert_refused(lambda: private.sign(message(parts), mechanism=mechanism(mechanism_name),
-                                            mechanism_param=params), what)
+        assert_refused(private, message(parts), mechanism_name, params, what)
         return
     signature = sign(private, message(parts), mechanism_name, params, calls("Sign", parts))
     assert_length(signature, key_bits, what)
@@ -321,7 +321,8 @@ def test_verify_rsa_pss_hash_accepts_cryptography_signature(peer, mechanism_name
     """PKCS#11 v2.40 curr, PKCS #1 RSA PSS signature with hashing (v3.0 for SHA-3): C_Verify,
     or C_VerifyUpdate + C_VerifyFinal, accepts cryptography's RSASSA-PSS signature with
     the same hash, MGF1 and salt length; with a salt that cannot fit the modulus it never
-    accepts a signature."""
+    accepts a signature (CKR_SIGNATURE_INVALID, or CKR_MECHANISM_PARAM_INVALID or
+    CKR_KEY_SIZE_RANGE for the parameters, base §5.1.6)."""
     private, public = peer.rsa(key_bits)
     hash_name = PSS[mechanism_name]
     params = pss_params(hash_name, salt_length)
@@ -331,7 +332,7 @@ def test_verify_rsa_pss_hash_accepts_cryptography_signature(peer, mechanism_name
         signature = private.sign(MESSAGE, pss(hash_name, padding.PSS.MAX_LENGTH),
                                  algorithm(hash_name))
         verified = _verifies_or_refuses(public, message(parts), signature, mechanism_name,
-                                        params)
+                                        params, what)
         assert not verified, f"{what} must not succeed, the salt does not fit the modulus"
         return
     signature = private.sign(MESSAGE, pss(hash_name, salt_length), algorithm(hash_name))
@@ -350,19 +351,22 @@ def test_verify_rsa_pss_hash_rejects_altered_signature(keys, mechanism_name, sal
     hash_name = PSS[mechanism_name]
     params = pss_params(hash_name, salt_length)
     if not pss_fits(key_bits, hash_name, salt_length):
-        assert_refused(lambda: private.sign(MESSAGE, mechanism=mechanism(mechanism_name),
-                                            mechanism_param=params),
+        assert_refused(private, MESSAGE, mechanism_name, params,
                        f"C_Sign({mechanism_name}, sLen {salt_length})")
         return
     signature = sign(private, MESSAGE, mechanism_name, params)
     assert_all_rejected(public, MESSAGE, signature, mechanism_name, params)
 
 
-def _verifies_or_refuses(public, data, signature, name, params):
-    """Refuse or be right: a CKR error counts as "not verified"."""
+def _verifies_or_refuses(public, data, signature, name, params, what):
+    """Refuse or be right, for a salt that cannot fit the modulus: the module's verdict
+    (CKR_SIGNATURE_INVALID reads False), or False for the refusal the spec names
+    (CKR_MECHANISM_PARAM_INVALID or CKR_KEY_SIZE_RANGE, base §5.1.6); another refusal code
+    is judged by the return-code table."""
     try:
         return public.verify(data, signature, mechanism=mechanism(name), mechanism_param=params)
-    except PKCS11Error:
+    except PKCS11Error as exc:
+        judge("C_VerifyInit", "pss-salt-too-long-for-key", returned(exc), what)
         return False
 
 
