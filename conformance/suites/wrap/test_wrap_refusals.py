@@ -10,7 +10,9 @@ a pseudo-random key instead of an error, so a correct module could fail such a c
 
 import pytest
 
-from .support import AES_WRAPS, ALL_WRAPS, must_wrap, refusal, unwrap, wrap
+from conformance.suite import expect_refusal
+
+from .support import AES_WRAPS, ALL_WRAPS, must_wrap, unwrap, wrap
 
 ALL = pytest.mark.mechanisms(*ALL_WRAPS)
 IMPORTS = pytest.mark.function("C_CreateObject")
@@ -24,10 +26,6 @@ def own_wrapping(w, wrap_target):
                      what=f"a {LENGTH}-byte AES key")
 
 
-def assert_refused(expected, what, got):
-    assert got == expected, f"{what} must return {expected}: returned {got or 'CKR_OK'}"
-
-
 @ALL
 @IMPORTS
 @WRAPS
@@ -36,10 +34,9 @@ def test_wrap_unextractable_key_is_refused(wrapping, wrap_target, mechanism_name
     must have CKA_EXTRACTABLE true; wrapping a key with CKA_EXTRACTABLE false returns
     CKR_KEY_UNEXTRACTABLE."""
     w = wrapping(mechanism_name, key_bits)
-    got = refusal(wrap, w.wrapping_key, wrap_target(LENGTH, extractable=False), mechanism_name,
-                  w.param)
-    assert_refused("CKR_KEY_UNEXTRACTABLE",
-                   f"C_WrapKey({w}) of a key with CKA_EXTRACTABLE false", got)
+    expect_refusal("key-unextractable", "C_WrapKey", wrap, w.wrapping_key,
+                   wrap_target(LENGTH, extractable=False), mechanism_name, w.param,
+                   what=f"C_WrapKey({w}) of a key with CKA_EXTRACTABLE false")
 
 
 @ALL
@@ -51,9 +48,9 @@ def test_wrap_with_key_without_wrap_permission_is_refused(wrapping, wrap_target,
     have CKA_WRAP true; the return value for a key used for a purpose its attributes do not
     allow is CKR_KEY_FUNCTION_NOT_PERMITTED (§5.14.3 lists no more specific code)."""
     w = wrapping(mechanism_name, key_bits, wrap=False)
-    got = refusal(wrap, w.wrapping_key, wrap_target(LENGTH), mechanism_name, w.param)
-    assert_refused("CKR_KEY_FUNCTION_NOT_PERMITTED",
-                   f"C_WrapKey({w}) with a wrapping key whose CKA_WRAP is false", got)
+    expect_refusal("key-function-not-permitted", "C_WrapKey", wrap, w.wrapping_key,
+                   wrap_target(LENGTH), mechanism_name, w.param,
+                   what=f"C_WrapKey({w}) with a wrapping key whose CKA_WRAP is false")
 
 
 @ALL
@@ -65,10 +62,9 @@ def test_unwrap_with_key_without_unwrap_permission_is_refused(wrapping, wrap_tar
     must have CKA_UNWRAP true; the return value for a key used for a purpose its attributes
     do not allow is CKR_KEY_FUNCTION_NOT_PERMITTED (§5.14.4 lists no more specific code)."""
     w = wrapping(mechanism_name, key_bits, unwrap=False)
-    got = refusal(unwrap, w.unwrapping_key, own_wrapping(w, wrap_target), mechanism_name,
-                  w.param, keep=created)
-    assert_refused("CKR_KEY_FUNCTION_NOT_PERMITTED",
-                   f"C_UnwrapKey({w}) with an unwrapping key whose CKA_UNWRAP is false", got)
+    expect_refusal("key-function-not-permitted", "C_UnwrapKey", unwrap, w.unwrapping_key,
+                   own_wrapping(w, wrap_target), mechanism_name, w.param, keep=created,
+                   what=f"C_UnwrapKey({w}) with an unwrapping key whose CKA_UNWRAP is false")
 
 
 @pytest.mark.mechanisms(*AES_WRAPS, "CKM_RSA_PKCS_OAEP")
@@ -83,9 +79,9 @@ def test_unwrap_tampered_key_is_refused_as_invalid(wrapping, wrap_target, create
     w = wrapping(mechanism_name, key_bits)
     wrapped = own_wrapping(w, wrap_target)
     tampered = wrapped[:-1] + bytes([wrapped[-1] ^ 0x01])
-    got = refusal(unwrap, w.unwrapping_key, tampered, mechanism_name, w.param, keep=created)
-    assert_refused("CKR_WRAPPED_KEY_INVALID",
-                   f"C_UnwrapKey({w}) of its own wrapped key with the last bit flipped", got)
+    expect_refusal("wrapped-key-invalid", "C_UnwrapKey", unwrap, w.unwrapping_key, tampered,
+                   mechanism_name, w.param, keep=created,
+                   what=f"C_UnwrapKey({w}) of its own wrapped key with the last bit flipped")
 
 
 @ALL
@@ -103,5 +99,5 @@ def test_unwrap_wrong_length_is_refused(wrapping, wrap_target, created, mechanis
         wrong, how = wrapped[:-1], f"{len(wrapped) - 1} bytes (not a multiple of 8)"
     else:
         wrong, how = wrapped + b"\0", f"k + 1 = {len(wrapped) + 1} bytes"
-    got = refusal(unwrap, w.unwrapping_key, wrong, mechanism_name, w.param, keep=created)
-    assert_refused("CKR_WRAPPED_KEY_LEN_RANGE", f"C_UnwrapKey({w}) of {how}", got)
+    expect_refusal("wrapped-key-len-range", "C_UnwrapKey", unwrap, w.unwrapping_key, wrong,
+                   mechanism_name, w.param, keep=created, what=f"C_UnwrapKey({w}) of {how}")
