@@ -7,8 +7,15 @@ configuration error (told in one line, no traceback).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import ctypes
+import os
+import shutil
+import signal
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -23,6 +30,119 @@ from .suite import OBJECT_LABEL_PREFIX
 from .target import TargetError, open_target, vendor_pin
 
 USAGE_ERROR = 2
+PR_SET_CHILD_SUBREAPER = 36
+# After SIGINT the run has this long to stop its tests and write its results; then, as
+# after a second signal, everything of the run is killed.
+STOP_GRACE = 60.0
+# After the controller exits, what is left of its process group has this long to exit.
+LINGER = 5.0
+
+
+class Interrupted(Exception):
+    """SIGINT or SIGTERM stopped a run; `signum` is the first signal."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _pytest(command: list[str]) -> int:
+    """Run a pytest controller in a process group of its own and wait for it.
+
+    SIGINT or SIGTERM to this process: the run's group gets SIGINT (as from a terminal's
+    Ctrl-C), so the controller and workers stop their tests, and the controller writes the
+    results so far and stops its daemons; a second signal (or no end within STOP_GRACE)
+    kills the group at once. Afterwards nothing of the run is left: what remains of the
+    group is killed, orphans (this process is their subreaper) are reaped, and the run
+    directory, where the run's temp files go (throwaway tokens, the timeouts file), is
+    removed. Raises Interrupted after a signal."""
+    run_dir = tempfile.mkdtemp(prefix="pkcs11-conformance-run-")
+    env = {**os.environ, provisioning.RUN_DIR_ENV: run_dir, "TMPDIR": run_dir}
+    received: list[tuple[int, float]] = []  # (signal, when)
+    process: subprocess.Popen[bytes] | None = None
+
+    def forward(signum: int, frame: Any) -> None:
+        received.append((signum, time.monotonic()))
+        if process is not None:
+            _signal_group(process.pid, signal.SIGINT if len(received) == 1 else signal.SIGKILL)
+
+    previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1)
+    try:
+        process = subprocess.Popen(command, env=env, process_group=0)
+        if received:  # a signal came before the child existed
+            _signal_group(process.pid, signal.SIGINT)
+        while True:
+            try:
+                code = process.wait(0.2)
+                break
+            except subprocess.TimeoutExpired:
+                if received and time.monotonic() - received[0][1] > STOP_GRACE:
+                    _signal_group(process.pid, signal.SIGKILL)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        if process is not None:
+            _end_group(process.pid)
+        _reap_orphans()
+        shutil.rmtree(run_dir, ignore_errors=True)
+    if received:
+        raise Interrupted(received[0][0])
+    return code
+
+
+def _signal_group(group: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(group, signum)
+
+
+def _end_group(group: int) -> None:
+    """Give what is left of the run's process group LINGER seconds to exit (reaping the
+    orphans among them), then kill it."""
+    deadline = time.monotonic() + LINGER
+    while time.monotonic() < deadline + LINGER:
+        _reap()
+        try:
+            os.killpg(group, 0)
+        except (ProcessLookupError, PermissionError):
+            return
+        if time.monotonic() > deadline:
+            _signal_group(group, signal.SIGKILL)
+        time.sleep(0.05)
+
+
+def _reap_orphans() -> None:
+    """Reap the run's orphans (this process is their subreaper): daemons whose parent died
+    were sent SIGTERM by the kernel; what is alive after LINGER seconds is killed."""
+    deadline = time.monotonic() + LINGER
+    while _reap() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for child in _children():
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child, signal.SIGKILL)
+    while _reap() and time.monotonic() < deadline + LINGER:
+        time.sleep(0.05)
+
+
+def _reap() -> bool:
+    """Reap every child that has exited; whether any child is still alive."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return False
+        if pid == 0:
+            return True
+
+
+def _children() -> list[int]:
+    own = str(os.getpid())
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError):
+            if stat.read_text().rsplit(")", 1)[1].split()[1] == own:
+                found.append(int(stat.parent.name))
+    return found
 
 
 class _Parser(argparse.ArgumentParser):
@@ -156,7 +276,11 @@ def _run(args: argparse.Namespace, pytest_args: list[str], suites: Path = SUITES
         print(f"pkcs11-conformance: running {vendor.id} ({path})", flush=True)
         if results_file.exists():
             results_file.unlink()  # never report a previous run's results as this one's
-        code = subprocess.call(command + pytest_args)
+        try:
+            code = _pytest(command + pytest_args)
+        except Interrupted as stop:
+            _stopped(vendor.id, stop, results_file)
+            raise
         if not results_file.exists():
             print(f"pkcs11-conformance: {vendor.id}: no results written "
                   f"(pytest exit code {code})", file=sys.stderr)
@@ -211,7 +335,11 @@ def _interop(vendor_files: list[Path], output: Path, pytest_args: list[str]
           flush=True)
     if results_file.exists():
         results_file.unlink()
-    code = subprocess.call(command + _xdist_defaults(pytest_args) + pytest_args)
+    try:
+        code = _pytest(command + _xdist_defaults(pytest_args) + pytest_args)
+    except Interrupted as stop:
+        _stopped("interop", stop, results_file)
+        raise
     if not results_file.exists():
         print(f"pkcs11-conformance: interop: no results written (pytest exit code {code})",
               file=sys.stderr)
@@ -223,6 +351,14 @@ def _interop(vendor_files: list[Path], output: Path, pytest_args: list[str]
     for line in matrix_lines(document):
         print(line)
     return _outcome(document), document
+
+
+def _stopped(what: str, stop: Interrupted, results_file: Path) -> None:
+    """Say where an interrupted run's results are; no report or verdict is made of them."""
+    kept = (f"the results so far are in {results_file}" if results_file.exists()
+            else "no results written")
+    print(f"pkcs11-conformance: {what}: interrupted by {stop}; {kept} (no report made)",
+          file=sys.stderr)
 
 
 def _outcome(document: dict[str, object]) -> int:
@@ -315,9 +451,11 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, TargetError, profile_cases.CaseError) as exc:
         print(f"pkcs11-conformance: {exc}", file=sys.stderr)
         return USAGE_ERROR
+    except Interrupted as stop:
+        return 128 + stop.signum
     except KeyboardInterrupt:
         print("pkcs11-conformance: interrupted", file=sys.stderr)
-        return 130
+        return 128 + signal.SIGINT
 
 
 if __name__ == "__main__":

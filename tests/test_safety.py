@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -251,3 +253,84 @@ def test_pin_reaches_no_artefact_of_a_failing_replay(spied, tmp_path, monkeypatc
     assert list((out / "allure").glob("*-result.json")), "Allure results must be written"
     assert_no_pin(done, out)
     assert ("CKU_USER", "CKR_OK") in logins(spied)
+
+
+# ---- interruption: a signal to `pkcs11-conformance run` --------------------------------
+
+def run_environments() -> dict[int, dict[str, str]]:
+    """The initial environment of every process we may read."""
+    found = {}
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            entries = environ.read_bytes().split(b"\0")
+        except OSError:
+            continue
+        found[int(environ.parent.name)] = dict(
+            e.decode(errors="replace").split("=", 1) for e in entries if b"=" in e)
+    return found
+
+
+def children(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def wait_for_tests(done_file: Path, process: subprocess.Popen[str], timeout: float) -> None:
+    """Until the run has finished a few tests (the results so far are worth keeping)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if done_file.exists() and done_file.read_text().count("PASSED") >= 3:
+            return
+        assert process.poll() is None, done_file.read_text()
+        time.sleep(0.2)
+    pytest.fail(f"no test had passed after {timeout:g} s: {done_file.read_text()}")
+
+
+@pytest.mark.parametrize("signals", [[signal.SIGINT], [signal.SIGTERM],
+                                     [signal.SIGTERM, signal.SIGINT]],
+                         ids=["SIGINT", "SIGTERM", "second-signal"])
+def test_signal_stops_the_run_and_leaves_nothing_behind(tmp_path, signals):
+    """A SoftHSM2 run, signalled mid-run: it ends promptly with 128 + the signal, no process
+    of the run is left, nor its run directory (throwaway tokens, the timeouts file), and
+    the results so far are written (marked incomplete). A second signal ends it at once."""
+    signum = signals[0]
+    out, console = tmp_path / "out", tmp_path / "console.txt"
+    with console.open("w") as sink:
+        process = subprocess.Popen([*CLI, "run", "--output", str(out), "-n", "2", "-v",
+                                    "-k", "keygen or sign or encrypt"],
+                                   stdout=sink, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for_tests(console, process, 240)
+        controller = children(process.pid)[0]
+        environments = run_environments()
+        run_dir = environments[controller]["PKCS11_CONFORMANCE_RUN_DIR"]
+        workers = [environments[w] for w in children(controller) if w in environments]
+        timeouts = {w["PKCS11_CONFORMANCE_TIMEOUTS"] for w in workers
+                    if "PKCS11_CONFORMANCE_TIMEOUTS" in w}
+        assert timeouts and all(t.startswith(run_dir + "/") for t in timeouts), timeouts
+        started = time.monotonic()
+        for sent in signals:
+            process.send_signal(sent)
+            time.sleep(0.2)
+        code = process.wait(60)
+        took = time.monotonic() - started
+    finally:
+        if process.poll() is None:
+            process.kill()
+    text = console.read_text()
+    assert code == 128 + signum, text
+    assert took < (3 if len(signals) > 1 else 20), f"{took:.1f} s to stop"
+    left = [pid for pid, env in run_environments().items()
+            if env.get("PKCS11_CONFORMANCE_RUN_DIR") == run_dir]
+    assert left == [], f"processes of the run still there: {left}"
+    assert not Path(run_dir).exists() and not any(Path(t).exists() for t in timeouts)
+    assert f"interrupted by {signal.Signals(signum).name}" in text, text
+    if len(signals) > 1:
+        return  # killed at once: whatever results there are, are not asserted
+    results = json.loads((out / "softhsm2" / "results.json").read_text())
+    assert results["cases"], "the results so far must be written"
+    if "incomplete" in results["run_info"]:  # once the plugin marks interrupted runs
+        assert results["run_info"]["incomplete"], results["run_info"]
+    assert not (out / "softhsm2" / "report.md").exists(), "no report of an interrupted run"
