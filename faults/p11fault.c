@@ -56,6 +56,8 @@ enum fault {
     AES_KEY_WRAP_REVERSED,
     MECHANISM_LIST_DROPS_CLAIMED,
     MECHANISM_KEY_SIZE_IN_BITS,
+    MECHANISM_INFO_FLAGS_UNSET,
+    ADVERTISED_MECHANISM_REFUSED,
     FIND_OBJECTS_EXTRA_HANDLE,
     RANDOM_CRASHES,
     RANDOM_HANGS,
@@ -146,6 +148,13 @@ static const struct {
     /* C_GetMechanismInfo: AES key sizes are counted in bytes (curr AES); here they are
        reported in bits. */
     {"mechanism-key-size-in-bits", MECHANISM_KEY_SIZE_IN_BITS},
+    /* C_GetMechanismInfo: the module fills the CK_MECHANISM_INFO it is given (§5.5.6);
+       here flags is left as the caller's bytes (key sizes are set). */
+    {"mechanism-info-flags-unset", MECHANISM_INFO_FLAGS_UNSET},
+    /* C_EncryptInit, C_DecryptInit: a listed mechanism whose flags announce them works
+       with them (§5.5.5, §5.5.6); here CKM_AES_CTR, still listed with CKF_ENCRYPT and
+       CKF_DECRYPT, is refused with CKR_MECHANISM_INVALID. */
+    {"advertised-mechanism-refused", ADVERTISED_MECHANISM_REFUSED},
     /* C_FindObjects: the search returns exactly the matching objects (§5.7.7); here one
        more handle is returned at the end of every search. */
     {"find-objects-extra-handle", FIND_OBJECTS_EXTRA_HANDLE},
@@ -659,9 +668,17 @@ static CK_RV w_VerifyFinal(CK_SESSION_HANDLE session, CK_BYTE_PTR sig, CK_ULONG 
     return verdict(real->C_VerifyFinal(session, sig, sig_len));
 }
 
+static int refused_though_listed(CK_MECHANISM_PTR mechanism)
+{
+    return fault == ADVERTISED_MECHANISM_REFUSED && mechanism &&
+           mechanism->mechanism == CKM_AES_CTR;
+}
+
 static CK_RV w_EncryptInit(CK_SESSION_HANDLE session, CK_MECHANISM_PTR mechanism,
                            CK_OBJECT_HANDLE key)
 {
+    if (refused_though_listed(mechanism))
+        return CKR_MECHANISM_INVALID;
     CK_RV rv = real->C_EncryptInit(session, mechanism, key);
     if (rv == CKR_OK && mechanism) {
         pthread_mutex_lock(&lock);
@@ -694,6 +711,8 @@ static CK_RV w_Encrypt(CK_SESSION_HANDLE session, CK_BYTE_PTR data, CK_ULONG dat
 static CK_RV w_DecryptInit(CK_SESSION_HANDLE session, CK_MECHANISM_PTR mechanism,
                            CK_OBJECT_HANDLE key)
 {
+    if (refused_though_listed(mechanism))
+        return CKR_MECHANISM_INVALID;
     CK_MECHANISM asked;
     CK_MECHANISM_PTR forwarded = mechanism;
     if (fault == CBC_PAD_NOT_REMOVED && mechanism && mechanism->mechanism == CKM_AES_CBC_PAD) {
@@ -921,6 +940,16 @@ static CK_RV w_GetMechanismList(CK_SLOT_ID slot, CK_MECHANISM_TYPE_PTR list,
 static CK_RV w_GetMechanismInfo(CK_SLOT_ID slot, CK_MECHANISM_TYPE type,
                                 CK_MECHANISM_INFO_PTR info)
 {
+    if (fault == MECHANISM_INFO_FLAGS_UNSET && info) {
+        CK_MECHANISM_INFO answer;
+        memset(&answer, 0, sizeof answer);
+        CK_RV rv = real->C_GetMechanismInfo(slot, type, &answer);
+        if (rv == CKR_OK) {
+            info->ulMinKeySize = answer.ulMinKeySize;
+            info->ulMaxKeySize = answer.ulMaxKeySize;
+        }
+        return rv;
+    }
     CK_RV rv = real->C_GetMechanismInfo(slot, type, info);
     if (fault == MECHANISM_KEY_SIZE_IN_BITS && rv == CKR_OK && counts_aes_bytes(type)) {
         info->ulMinKeySize *= 8;

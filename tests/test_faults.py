@@ -68,6 +68,10 @@ FAULTS: dict[str, tuple[str, ...]] = {
     "aes-key-wrap-reversed": ("wrap/test_wrap.py", "vectors/test_key_wrap.py"),
     "mechanism-list-drops-claimed": ("mechanisms",),
     "mechanism-key-size-in-bits": ("mechanisms",),
+    "mechanism-info-flags-unset": (
+        "mechanisms/test_advertised.py::test_mechanism_info_sets_every_field",),
+    "advertised-mechanism-refused": (
+        "mechanisms/test_advertised.py::test_advertised_mechanism_works_for_announced_functions",),
     "find-objects-extra-handle": ("objects",),
 }
 
