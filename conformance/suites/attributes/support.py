@@ -11,6 +11,7 @@ from conformance import keypolicy
 from conformance import raw as ck
 from conformance.isolation import raw_module
 from conformance.names import mechanism
+from conformance.returncodes import judge
 
 RW = ck.CKF_SERIAL_SESSION | ck.CKF_RW_SESSION
 ULONG_SIZE = ctypes.sizeof(ck.CK_ULONG)
@@ -132,10 +133,14 @@ def ulong_bytes(value):
     return value.to_bytes(ULONG_SIZE, sys.byteorder)
 
 
-def check_rv(rv, allowed, call):
-    """The call returned one of the `allowed` CKR names."""
-    assert ck.ckr_name(rv) in allowed, (
-        f"{call} must return {' or '.join(allowed)}: returned {ck.ckr_name(rv)}")
+def check_rv(rv, condition, call):
+    """C_GetAttributeValue returned the code the spec names for `condition`
+    (conformance.returncodes; another code is judged by the table)."""
+    judge("C_GetAttributeValue", condition, ck.ckr_name(rv), call)
+
+
+def check_ok(rv, call):
+    assert ck.ckr_name(rv) == "CKR_OK", f"{call} must return CKR_OK: returned {ck.ckr_name(rv)}"
 
 
 def check_unavailable(results, kinds, call, why):

@@ -18,7 +18,7 @@ import pytest
 
 from conformance import raw as ck
 from conformance.names import mechanism
-from conformance.suite import refused
+from conformance.suite import expect_code
 
 from .support import check_rv, check_unavailable
 
@@ -46,7 +46,7 @@ def check_value_hidden(child, key, why):
     rv, results = child.get(key, [(ck.CKA_VALUE, 64)])
     call = "C_GetAttributeValue(CKA_VALUE) of the key"
     check_unavailable(results, [ck.CKA_VALUE], call, why)
-    check_rv(rv, ["CKR_ATTRIBUTE_SENSITIVE"], call)
+    check_rv(rv, "attribute-sensitive", call)
 
 
 # --- CKA_SENSITIVE and CKA_EXTRACTABLE only become more protective ---------------------
@@ -60,9 +60,9 @@ def test_set_attribute_value_sensitive_cannot_be_cleared(child, key_bits):
     cannot be changed once CK_TRUE; setting it to CK_FALSE returns CKR_ATTRIBUTE_READ_ONLY
     and the key stays sensitive."""
     key = child.secret_key("CKM_AES_KEY_GEN", key_bits, sensitive=True, extractable=True)
-    refused("CKR_ATTRIBUTE_READ_ONLY", "C_SetAttributeValue(CKA_SENSITIVE = CK_FALSE) on a "
-            "sensitive AES key", child.module.set_attribute_value, child.session, key,
-            {ck.CKA_SENSITIVE: False})
+    expect_code("attribute-read-only", "C_SetAttributeValue", child.module.set_attribute_value,
+                child.session, key, {ck.CKA_SENSITIVE: False},
+                what="C_SetAttributeValue(CKA_SENSITIVE = CK_FALSE) on a sensitive AES key")
     got = child.read(key, ck.CKA_SENSITIVE)
     assert got == TRUE, (
         f"CKA_SENSITIVE must stay CK_TRUE after the refused change: got {got.hex()}")
@@ -76,9 +76,10 @@ def test_set_attribute_value_extractable_cannot_be_set(child, key_bits):
     CKA_EXTRACTABLE cannot be changed once CK_FALSE; setting it to CK_TRUE returns
     CKR_ATTRIBUTE_READ_ONLY and the key stays unextractable."""
     key = child.secret_key("CKM_AES_KEY_GEN", key_bits, sensitive=False, extractable=False)
-    refused("CKR_ATTRIBUTE_READ_ONLY", "C_SetAttributeValue(CKA_EXTRACTABLE = CK_TRUE) on an "
-            "unextractable AES key", child.module.set_attribute_value, child.session, key,
-            {ck.CKA_EXTRACTABLE: True})
+    expect_code("attribute-read-only", "C_SetAttributeValue", child.module.set_attribute_value,
+                child.session, key, {ck.CKA_EXTRACTABLE: True},
+                what="C_SetAttributeValue(CKA_EXTRACTABLE = CK_TRUE) on an unextractable AES "
+                "key")
     got = child.read(key, ck.CKA_EXTRACTABLE)
     assert got == FALSE, (
         f"CKA_EXTRACTABLE must stay CK_FALSE after the refused change: got {got.hex()}")
@@ -138,8 +139,9 @@ def check_not_permitted(child, function, mechanism_name, key, why):
     call = getattr(child.module, {"C_EncryptInit": "encrypt_init",
                                   "C_DecryptInit": "decrypt_init",
                                   "C_VerifyInit": "verify_init"}[function])
-    refused("CKR_KEY_FUNCTION_NOT_PERMITTED", f"{function}({mechanism_name}) with {why}", call,
-            child.session, int(mechanism(mechanism_name)), key)
+    expect_code("key-function-not-permitted", function, call, child.session,
+                int(mechanism(mechanism_name)), key,
+                what=f"{function}({mechanism_name}) with {why}")
 
 
 @SECRET_KEYS
@@ -192,7 +194,7 @@ def test_wrap_key_needs_cka_wrap(child, key_bits):
     no wrapped key."""
     wrapping = child.secret_key("CKM_AES_KEY_GEN", key_bits, wrap=False, unwrap=True)
     key = child.secret_key("CKM_AES_KEY_GEN", key_bits, sensitive=True, extractable=True)
-    refused("CKR_KEY_FUNCTION_NOT_PERMITTED", "C_WrapKey(CKM_AES_KEY_WRAP) with a wrapping "
-            "key whose CKA_WRAP is CK_FALSE", child.module.wrap_key, child.session,
-            int(mechanism("CKM_AES_KEY_WRAP")), wrapping, key)
+    expect_code("key-function-not-permitted", "C_WrapKey", child.module.wrap_key, child.session,
+                int(mechanism("CKM_AES_KEY_WRAP")), wrapping, key,
+                what="C_WrapKey(CKM_AES_KEY_WRAP) with a wrapping key whose CKA_WRAP is CK_FALSE")
 
