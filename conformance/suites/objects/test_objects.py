@@ -13,7 +13,8 @@ import pytest
 
 from conformance import raw as ck
 from conformance.isolation import raw_module
-from conformance.suite import OBJECT_LABEL_PREFIX, refused
+from conformance.returncodes import judge
+from conformance.suite import OBJECT_LABEL_PREFIX, expect_code
 
 RW = ck.CKF_SERIAL_SESSION | ck.CKF_RW_SESSION
 RO = ck.CKF_SERIAL_SESSION
@@ -109,8 +110,9 @@ def test_close_session_destroys_its_session_objects(raw):
         "a session object must be found from every session of the application while the "
         "session that created it is open: it was not")
     raw.close_session(other)
-    refused("CKR_OBJECT_HANDLE_INVALID", "C_GetAttributeValue(CKA_CLASS) of a session object "
-            "whose session was closed", raw.get_attribute_ulong, home, obj, ck.CKA_CLASS)
+    expect_code("object-handle-invalid", "C_GetAttributeValue", raw.get_attribute_ulong, home,
+                obj, ck.CKA_CLASS, what="C_GetAttributeValue(CKA_CLASS) of a session object "
+                "whose session was closed")
     left = find(raw, home, {ck.CKA_LABEL: label})
     assert not left, (
         f"C_FindObjects must not find a session object after its session was closed: found "
@@ -128,10 +130,10 @@ def test_destroy_object_destroys_it(raw):
     label = unique("destroyed")
     obj = raw.create_object(home, data_object(label))
     raw.destroy_object(home, obj)
-    refused("CKR_OBJECT_HANDLE_INVALID", "C_GetAttributeValue(CKA_CLASS) of a destroyed "
-            "object", raw.get_attribute_ulong, home, obj, ck.CKA_CLASS)
-    refused("CKR_OBJECT_HANDLE_INVALID", "a second C_DestroyObject of the same handle",
-            raw.destroy_object, home, obj)
+    expect_code("object-handle-invalid", "C_GetAttributeValue", raw.get_attribute_ulong, home,
+                obj, ck.CKA_CLASS, what="C_GetAttributeValue(CKA_CLASS) of a destroyed object")
+    expect_code("object-handle-invalid", "C_DestroyObject", raw.destroy_object, home, obj,
+                what="a second C_DestroyObject of the same handle")
     left = find(raw, home, {ck.CKA_LABEL: label})
     assert not left, f"C_FindObjects must not find a destroyed object: found {len(left)}"
 
@@ -330,11 +332,10 @@ def test_copy_object_keeps_sensitive_key_sensitive(raw):
     got = read(raw, home, copy, ck.CKA_SENSITIVE, "CKA_SENSITIVE of the copy")
     assert got == TRUE, f"the copy of a sensitive key must be sensitive: got {got.hex()}"
     rv, [(_, length, _)] = raw.get_attribute_value_into(home, copy, [(ck.CKA_VALUE, 64)])
-    assert ck.ckr_name(rv) == "CKR_ATTRIBUTE_SENSITIVE" and length == (
-        ck.CK_UNAVAILABLE_INFORMATION), (
-        f"C_GetAttributeValue(CKA_VALUE) of the copy of a sensitive key must return "
-        f"CKR_ATTRIBUTE_SENSITIVE with ulValueLen CK_UNAVAILABLE_INFORMATION: returned "
-        f"{ck.ckr_name(rv)} with ulValueLen {length}")
+    what = "C_GetAttributeValue(CKA_VALUE) of the copy of a sensitive key"
+    assert length == ck.CK_UNAVAILABLE_INFORMATION, (
+        f"{what}: ulValueLen must be CK_UNAVAILABLE_INFORMATION: got {length}")
+    judge("C_GetAttributeValue", "attribute-sensitive", ck.ckr_name(rv), what)
 
 
 @pytest.mark.parametrize("change", ["CKA_EXTRACTABLE-to-true", "CKA_SENSITIVE-to-false"])
@@ -353,8 +354,8 @@ def test_copy_object_cannot_weaken_protection(raw, change):
         original, template = ({"sensitive": False, "extractable": False},
                               {ck.CKA_EXTRACTABLE: True})
     key = raw.create_object(home, aes_key(label, bytes(16), **original))
-    refused("CKR_ATTRIBUTE_READ_ONLY", f"C_CopyObject with {change.replace('-', ' ')}",
-            raw.copy_object, home, key, template)
+    expect_code("attribute-read-only", "C_CopyObject", raw.copy_object, home, key, template,
+                what=f"C_CopyObject with {change.replace('-', ' ')}")
     found = find(raw, home, {ck.CKA_LABEL: label})
     assert found == {key}, (
         f"a refused C_CopyObject must not create an object: {len(found) - 1} copies found")
