@@ -208,6 +208,62 @@ def _child_digest(token: Token, message: bytes, chunks: list[bytes]) -> dict[str
         module.finalize()
 
 
+# Mechanism types these tests use (pkcs11t.h).
+CKM_AES_ECB, CKM_AES_CBC, CKM_AES_GCM, CKM_AES_KEY_WRAP = 0x1081, 0x1082, 0x1087, 0x2109
+CKM_AES_ECB_ENCRYPT_DATA = 0x1104
+AES_KEY = bytes(range(16))
+SECRET = {raw.CKA_CLASS: raw.CKO_SECRET_KEY, raw.CKA_TOKEN: False}
+
+
+def _child_mechanism_info_fill(token: Token) -> dict[str, raw.MechanismInfo]:
+    module, slot = _initialized(token)
+    try:
+        return {"sha256": module.get_mechanism_info(slot, raw.CKM_SHA256),
+                "aes_ecb": module.get_mechanism_info(slot, CKM_AES_ECB),
+                "aes_ecb_zeroed": module.get_mechanism_info(slot, CKM_AES_ECB, 0)}
+    finally:
+        module.finalize()
+
+
+def _encrypt(module: raw.Module, h: int, data: bytes) -> bytes:
+    buffer, length = ctypes.create_string_buffer(256), raw.CK_ULONG(256)
+    rv = module.call("C_Encrypt", h, data, len(data), buffer, ctypes.byref(length))
+    if rv != raw.CKR_OK:
+        raise raw.CKRError("C_Encrypt", rv)
+    return buffer.raw[: length.value]
+
+
+def _child_parameters(token: Token, data: bytes) -> dict[str, Any]:
+    """AES with parameters given as bytes (a CBC IV) and as a structure (CK_GCM_PARAMS,
+    CK_KEY_DERIVATION_STRING_DATA), wrapping and unwrapping, and derivation."""
+    module, slot = _initialized(token)
+    try:
+        h = module.open_session(slot, raw.CKF_SERIAL_SESSION | raw.CKF_RW_SESSION)
+        module.login(h, raw.CKU_USER, token.user_pin)
+        key = module.create_object(h, {
+            **SECRET, raw.CKA_KEY_TYPE: raw.CKK_AES, raw.CKA_VALUE: AES_KEY,
+            raw.CKA_ENCRYPT: True, raw.CKA_WRAP: True, raw.CKA_UNWRAP: True,
+            raw.CKA_DERIVE: True, raw.CKA_EXTRACTABLE: True, raw.CKA_SENSITIVE: False})
+        out: dict[str, Any] = {}
+        module.operation_init(h, "C_EncryptInit", CKM_AES_CBC, key, bytes(range(16)))
+        out["cbc"] = _encrypt(module, h, data)
+        module.operation_init(h, "C_EncryptInit", CKM_AES_GCM, key,
+                              (bytes(range(12)), 12, 96, b"aad", 3, 128))
+        out["gcm"] = _encrypt(module, h, data)
+        out["wrapped"] = module.wrap_key_with(h, CKM_AES_KEY_WRAP, key, key)
+        unwrapped = module.unwrap_key(h, CKM_AES_KEY_WRAP, key, out["wrapped"], {
+            **SECRET, raw.CKA_KEY_TYPE: raw.CKK_AES, raw.CKA_EXTRACTABLE: True,
+            raw.CKA_SENSITIVE: False})
+        derived = module.derive_key(h, CKM_AES_ECB_ENCRYPT_DATA, key, {
+            **SECRET, raw.CKA_KEY_TYPE: raw.CKK_GENERIC_SECRET, raw.CKA_VALUE_LEN: 16,
+            raw.CKA_EXTRACTABLE: True, raw.CKA_SENSITIVE: False}, (data[:16], 16))
+        for name, handle in (("unwrapped", unwrapped), ("derived", derived)):
+            out[name] = module.get_attribute_values(h, handle, [raw.CKA_VALUE])[1][0][2]
+        return out
+    finally:
+        module.finalize()
+
+
 def _child_initialization(token: Token) -> dict[str, Any]:
     module = raw.Module(token.module)
     out: dict[str, Any] = {}
@@ -263,6 +319,55 @@ def test_mechanism_list_and_info_advertise_sha256_digest(child: Runner, token: T
     mechanisms, sha256 = child(_child_mechanisms, token)
     assert raw.CKM_SHA256 in mechanisms
     assert sha256.flags & raw.CKF_DIGEST
+
+
+def test_mechanism_info_is_read_into_a_pattern(child: Runner, token: Token) -> None:
+    """The structure is filled with PATTERN_BYTE before the call, so a field the module
+    leaves alone shows; SoftHSM2 2.6.1 ORs the AES ECB flags into the caller's bytes."""
+    info = child(_child_mechanism_info_fill, token)
+    assert info["sha256"].flags == raw.CKF_DIGEST
+    assert info["aes_ecb"].flags == raw.UNSET | raw.CKF_ENCRYPT | raw.CKF_DECRYPT
+    assert info["aes_ecb_zeroed"].flags == raw.CKF_ENCRYPT | raw.CKF_DECRYPT
+
+
+def test_mechanism_parameter_layout() -> None:
+    """A tuple is a structure of CK_ULONGs and pointers laid out as the header's (here
+    CK_GCM_PARAMS), bytes inside it point to a copy, None is NULL."""
+
+    class GCM(ctypes.Structure):
+        _fields_ = [("pIv", ctypes.c_void_p), ("ulIvLen", ctypes.c_ulong),
+                    ("ulIvBits", ctypes.c_ulong), ("pAAD", ctypes.c_void_p),
+                    ("ulAADLen", ctypes.c_ulong), ("ulTagBits", ctypes.c_ulong)]
+
+    pointer, length, keep = raw.mechanism_parameter((b"iv", 2, 16, None, 0, 128))
+    assert length == ctypes.sizeof(GCM)
+    gcm = GCM.from_address(pointer)
+    assert ctypes.string_at(gcm.pIv, 2) == b"iv"
+    assert (gcm.ulIvLen, gcm.ulIvBits, gcm.pAAD, gcm.ulAADLen, gcm.ulTagBits) == (
+        2, 16, None, 0, 128)
+    assert keep
+    pointer, length, _ = raw.mechanism_parameter(b"0123")
+    assert (ctypes.string_at(pointer, length), length) == (b"0123", 4)
+    assert raw.mechanism_parameter(None)[:2] == (None, 0)
+    assert len(raw.ulong_bytes(1)) == ctypes.sizeof(ctypes.c_ulong)
+    assert len(raw.inline_zeros(16)) * ctypes.sizeof(ctypes.c_ulong) == 16
+
+
+def test_parameters_reach_the_module(child: Runner, token: Token) -> None:
+    """Results an independent implementation computes from the same parameters."""
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    from cryptography.hazmat.primitives.keywrap import aes_key_wrap
+
+    data = bytes(range(32))
+    out = child(_child_parameters, token, data)
+    cbc = Cipher(algorithms.AES(AES_KEY), modes.CBC(bytes(range(16)))).encryptor()
+    assert out["cbc"] == cbc.update(data) + cbc.finalize()
+    assert out["gcm"] == AESGCM(AES_KEY).encrypt(bytes(range(12)), data, b"aad")
+    assert out["wrapped"] == aes_key_wrap(AES_KEY, AES_KEY)
+    assert out["unwrapped"] == AES_KEY
+    ecb = Cipher(algorithms.AES(AES_KEY), modes.ECB()).encryptor()
+    assert out["derived"] == ecb.update(data[:16]) + ecb.finalize()
 
 
 def test_open_and_close_session(child: Runner, token: Token) -> None:
