@@ -1,4 +1,7 @@
-"""What the vector tests share: a short summary of the vectors a case got wrong."""
+"""What the vector tests share: a short summary of the vectors a case got wrong, and the
+verdict on the refusals of NIST FAIL vectors."""
+
+from conformance.returncodes import SEVERITIES, judge, severity_of
 
 SHOWN = 3  # failing vectors spelled out in a message; the rest are counted
 
@@ -8,3 +11,18 @@ def summary(problems, vectors):
     shown = "; ".join(problems[:SHOWN])
     more = f"; and {len(problems) - SHOWN} more" if len(problems) > SHOWN else ""
     return f"{len(problems)} of {len(vectors)} vectors wrong: {shown}{more}"
+
+
+def judge_refusals(function, condition, accepted, refusals, vectors, what):
+    """The verdict on a case's FAIL vectors: each must be refused with the code the spec
+    names for `condition`. `accepted` are problem lines of vectors the module accepted (a
+    `must` failure); `refusals` are (vector description, CKR name) of the others, of which
+    the gravest wrong code is judged (conformance.returncodes), with how many share it."""
+    assert not accepted, f"{what} must refuse a NIST FAIL vector: {summary(accepted, vectors)}"
+    wrong = [(SEVERITIES.index(severity), description, code)
+             for description, code in refusals
+             if (severity := severity_of(function, condition, code)) is not None]
+    if wrong:
+        _, description, code = min(wrong)
+        judge(function, condition, code, f"{what} of {len(wrong)} of {len(vectors)} NIST FAIL "
+              f"vectors (e.g. {description})")
