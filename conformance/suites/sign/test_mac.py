@@ -118,9 +118,9 @@ def test_verify_hmac_accepts_python_hmac(secrets, mechanism_name, key_bits, inpu
 
 @pytest.mark.mechanisms("CKM_AES_CMAC", *HMAC)
 def test_verify_mac_rejects_altered_mac(secrets, mechanism_name, key_bits):
-    """PKCS#11 v2.40 base §5.12.2 C_Verify: a MAC with a flipped bit, over a changed
-    message, or one byte too long or too short, is rejected with CKR_SIGNATURE_INVALID or
-    CKR_SIGNATURE_LEN_RANGE."""
+    """PKCS#11 v2.40 base §5.12.2 C_Verify: a MAC with a flipped bit, over a changed message, or
+    one byte too long or too short, is rejected: CKR_SIGNATURE_INVALID for a wrong signature,
+    CKR_SIGNATURE_LEN_RANGE for one invalid by its length alone."""
     key = secrets.get(mechanism_name, key_bits)
     mac = reference_mac(mechanism_name, key_value(key_bits), MESSAGE)
     assert_all_rejected(key, MESSAGE, mac, mechanism_name, source="the reference MAC",

@@ -139,9 +139,9 @@ def test_verify_ecdsa_digest_accepts_cryptography_signature(peer, curve, digest_
 @EC_KEYS
 @pytest.mark.mechanism("CKM_ECDSA")
 def test_verify_ecdsa_digest_rejects_altered_signature(keys, curve):
-    """PKCS#11 v2.40 base §5.12.2 C_Verify: an ECDSA signature with a flipped bit, over a
-    changed hash value, or one byte too long or too short, is rejected with
-    CKR_SIGNATURE_INVALID or CKR_SIGNATURE_LEN_RANGE."""
+    """PKCS#11 v2.40 base §5.12.2 C_Verify: an ECDSA signature with a flipped bit, over a changed
+    hash value, or one byte too long or too short, is rejected: CKR_SIGNATURE_INVALID for a
+    wrong signature, CKR_SIGNATURE_LEN_RANGE for one invalid by its length alone."""
     public, private = keys.ec(curve)
     data = digest("sha256", MESSAGE)
     assert_all_rejected(public, data, sign(private, data, "CKM_ECDSA"), "CKM_ECDSA")
@@ -178,9 +178,9 @@ def test_verify_ecdsa_hash_accepts_cryptography_signature(peer, mechanism_name, 
 
 @pytest.mark.mechanisms(*ECDSA_HASH)
 def test_verify_ecdsa_hash_rejects_altered_signature(keys, mechanism_name, curve):
-    """PKCS#11 v2.40 base §5.12.2 C_Verify: an ECDSA signature with a flipped bit, over a
-    changed message, or one byte too long or too short, is rejected with
-    CKR_SIGNATURE_INVALID or CKR_SIGNATURE_LEN_RANGE."""
+    """PKCS#11 v2.40 base §5.12.2 C_Verify: an ECDSA signature with a flipped bit, over a changed
+    message, or one byte too long or too short, is rejected: CKR_SIGNATURE_INVALID for a wrong
+    signature, CKR_SIGNATURE_LEN_RANGE for one invalid by its length alone."""
     public, private = keys.ec(curve)
     assert_all_rejected(public, MESSAGE, sign(private, MESSAGE, mechanism_name),
                         mechanism_name)
@@ -222,9 +222,9 @@ def test_verify_eddsa_accepts_cryptography_signature(peer, curve):
 @EDWARDS_KEYS
 @pytest.mark.mechanism("CKM_EDDSA")
 def test_verify_eddsa_rejects_altered_signature(keys, curve):
-    """PKCS#11 v2.40 base §5.12.2 C_Verify: an EdDSA signature with a flipped bit, over a
-    changed message, or one byte too long or too short, is rejected with
-    CKR_SIGNATURE_INVALID or CKR_SIGNATURE_LEN_RANGE."""
+    """PKCS#11 v2.40 base §5.12.2 C_Verify: an EdDSA signature with a flipped bit, over a changed
+    message, or one byte too long or too short, is rejected: CKR_SIGNATURE_INVALID for a wrong
+    signature, CKR_SIGNATURE_LEN_RANGE for one invalid by its length alone."""
     public, private = keys.edwards(curve)
     param = eddsa_param(curve)
     assert_all_rejected(public, MESSAGE, sign(private, MESSAGE, "CKM_EDDSA", param),

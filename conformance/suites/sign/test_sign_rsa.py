@@ -165,8 +165,8 @@ def test_verify_rsa_pkcs_accepts_cryptography_signature(peer, key_bits, digest_h
 @pytest.mark.mechanism("CKM_RSA_PKCS")
 def test_verify_rsa_pkcs_rejects_altered_signature(keys, key_bits):
     """PKCS#11 v2.40 base §5.12.2 C_Verify: a signature with a flipped bit, over a changed
-    DigestInfo, or one byte too long or too short, is rejected with CKR_SIGNATURE_INVALID
-    or CKR_SIGNATURE_LEN_RANGE."""
+    DigestInfo, or one byte too long or too short, is rejected: CKR_SIGNATURE_INVALID for a
+    wrong signature, CKR_SIGNATURE_LEN_RANGE for one invalid by its length alone."""
     public, private = keys.rsa(key_bits)
     data = digest_info("sha256", MESSAGE)
     assert_all_rejected(public, data, sign(private, data, "CKM_RSA_PKCS"), "CKM_RSA_PKCS")
@@ -212,9 +212,9 @@ def test_verify_rsa_pkcs_hash_accepts_cryptography_signature(peer, mechanism_nam
 
 @pytest.mark.mechanisms(*PKCS1_V15)
 def test_verify_rsa_pkcs_hash_rejects_altered_signature(keys, mechanism_name, key_bits):
-    """PKCS#11 v2.40 base §5.12.2 C_Verify: a signature with a flipped bit, over a changed
-    message, or one byte too long or too short, is rejected with CKR_SIGNATURE_INVALID or
-    CKR_SIGNATURE_LEN_RANGE."""
+    """PKCS#11 v2.40 base §5.12.2 C_Verify: a signature with a flipped bit, over a changed message,
+    or one byte too long or too short, is rejected: CKR_SIGNATURE_INVALID for a wrong signature,
+    CKR_SIGNATURE_LEN_RANGE for one invalid by its length alone."""
     public, private = keys.rsa(key_bits)
     assert_all_rejected(public, MESSAGE, sign(private, MESSAGE, mechanism_name),
                         mechanism_name)
@@ -276,9 +276,9 @@ def test_verify_rsa_pss_digest_accepts_cryptography_signature(peer, hash_name, s
 @pytest.mark.mechanism("CKM_RSA_PKCS_PSS")
 def test_verify_rsa_pss_digest_rejects_altered_signature(keys, hash_name, salt_length,
                                                         key_bits):
-    """PKCS#11 v2.40 base §5.12.2 C_Verify: a PSS signature with a flipped bit, over a
-    changed hash value, or one byte too long or too short, is rejected with
-    CKR_SIGNATURE_INVALID or CKR_SIGNATURE_LEN_RANGE."""
+    """PKCS#11 v2.40 base §5.12.2 C_Verify: a PSS signature with a flipped bit, over a changed hash
+    value, or one byte too long or too short, is rejected: CKR_SIGNATURE_INVALID for a wrong
+    signature, CKR_SIGNATURE_LEN_RANGE for one invalid by its length alone."""
     public, private = keys.rsa(key_bits)
     params = pss_params(hash_name, salt_length)
     data = digest(hash_name, MESSAGE)
@@ -344,9 +344,9 @@ def test_verify_rsa_pss_hash_accepts_cryptography_signature(peer, mechanism_name
 @pytest.mark.mechanisms(*PSS)
 def test_verify_rsa_pss_hash_rejects_altered_signature(keys, mechanism_name, salt_length,
                                                        key_bits):
-    """PKCS#11 v2.40 base §5.12.2 C_Verify: a PSS signature with a flipped bit, over a
-    changed message, or one byte too long or too short, is rejected with
-    CKR_SIGNATURE_INVALID or CKR_SIGNATURE_LEN_RANGE."""
+    """PKCS#11 v2.40 base §5.12.2 C_Verify: a PSS signature with a flipped bit, over a changed
+    message, or one byte too long or too short, is rejected: CKR_SIGNATURE_INVALID for a wrong
+    signature, CKR_SIGNATURE_LEN_RANGE for one invalid by its length alone."""
     public, private = keys.rsa(key_bits)
     hash_name = PSS[mechanism_name]
     params = pss_params(hash_name, salt_length)
