@@ -37,7 +37,7 @@ from .crosscheck import (
     oaep_param,
     pss_params,
 )
-from .loading import REFERENCE_VENDOR, load_vendor
+from .loading import REFERENCE_VENDOR, load_vendor, writable_directory
 from .model import Vendor
 from .names import mechanism
 from .target import Target, open_target
@@ -54,6 +54,8 @@ HMACS = {"CKM_SHA_1_HMAC", "CKM_SHA224_HMAC", "CKM_SHA256_HMAC", "CKM_SHA384_HMA
          "CKM_SHA512_HMAC"}
 AES_MODES = {"CKM_AES_ECB": None, "CKM_AES_CBC": 16, "CKM_AES_CBC_PAD": 16}
 DIGESTS = {"CKM_SHA_1", "CKM_SHA224", "CKM_SHA256", "CKM_SHA384", "CKM_SHA512"}
+MAX_SECONDS = 3600.0  # per operation and concurrency: an hour is already a long bench
+MAX_THREADS = 256  # sessions at once; a module's session table is finite
 
 
 @dataclass
@@ -80,16 +82,36 @@ def add_command(commands: Any) -> None:
                        help="vendor declaration (default: SoftHSM2 in a throwaway token)")
     bench.add_argument("--module", metavar="PATH|NAME")
     bench.add_argument("--output", metavar="DIR", default="reports", type=Path)
-    bench.add_argument("--seconds", type=float, default=0.5,
+    bench.add_argument("--seconds", type=_seconds, default=0.5,
                        help="time spent on each operation, per concurrency (default 0.5)")
-    bench.add_argument("--threads", type=int, default=4,
+    bench.add_argument("--threads", type=_threads, default=4,
                        help="sessions in threads for the concurrent figure (default 4)")
     bench.add_argument("-k", dest="select", metavar="TEXT",
                        help="only operations whose mechanism or operation contains TEXT")
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and 0 < value <= MAX_SECONDS):
+        raise argparse.ArgumentTypeError(
+            f"expected a number of seconds above 0 and up to {MAX_SECONDS:.0f}, got {text!r}")
+    return value
+
+
+def _threads(text: str) -> int:
+    if not text.strip().isascii() or not text.strip().isdigit() \
+            or not 1 <= int(text) <= MAX_THREADS:
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number of sessions from 1 to {MAX_THREADS}, got {text!r}")
+    return int(text)
+
+
 def run(args: argparse.Namespace) -> int:
     vendor = load_vendor(args.vendor or REFERENCE_VENDOR, args.module)
+    writable_directory(args.output / vendor.id)  # before the module is loaded, not after
     keypolicy.use(vendor.keys)
     target = open_target(vendor, threads=True)
     try:
@@ -422,11 +444,55 @@ def attach(results: dict[str, Any], path: Path, this_host_only: bool = False) ->
     bench = path.parent / "bench.json"
     if bench.exists():
         document = json.loads(bench.read_text())
-        host = document.get("run_info", {}).get("host", {}).get("platform")
-        if document.get("format") == FORMAT and (not this_host_only
-                                                 or host == platform.platform()):
+        problem = _shape_problem(document)
+        if problem:
+            raise ValueError(f"{bench}: {problem}")
+        host = document["run_info"]["host"].get("platform")
+        if document["format"] == FORMAT and (not this_host_only
+                                             or host == platform.platform()):
             return {**results, "bench": document}
     return results
+
+
+def _shape_problem(document: Any) -> str | None:
+    """What keeps `document` from being a bench.json the reports can show (None: nothing).
+    A file of another format is left out, not refused."""
+    if not isinstance(document, dict):
+        return "not a bench.json (expected a JSON object)"
+    if document.get("format") != FORMAT:
+        return None
+    info = document.get("run_info")
+    if not (isinstance(info, dict) and isinstance(info.get("host"), dict)
+            and isinstance(info.get("settings"), dict)):
+        return "run_info: expected the objects host and settings"
+    settings, host = info["settings"], info["host"]
+    for key in ("seconds", "threads", "data_bytes"):
+        if isinstance(settings.get(key), bool) or not isinstance(settings.get(key), (int, float)):
+            return f"run_info.settings.{key}: expected a number"
+    for key in ("platform", "cpus", "python_pkcs11"):
+        if key not in host:
+            return f"run_info.host.{key}: missing"
+    items = document.get("results")
+    if not isinstance(items, list):
+        return "results: expected a list"
+    for index, item in enumerate(items):
+        where = f"results[{index}]"
+        if not isinstance(item, dict) or not all(isinstance(item.get(k), str) for k in
+                                                 ("mechanism", "operation")):
+            return f"{where}: expected an object with the strings mechanism and operation"
+        if not isinstance(item.get("parameters"), dict):
+            return f"{where}.parameters: expected an object"
+        if item.get("error") is not None and not isinstance(item["error"], str):
+            return f"{where}.error: expected a string"
+        if item.get("error"):
+            continue
+        for figures in ("single", "concurrent"):
+            one = item.get(figures)
+            if not isinstance(one, dict) or not all(
+                    isinstance(one.get(k), (int, float)) and not isinstance(one.get(k), bool)
+                    for k in ("ops_per_second", "p50_ms", "p99_ms", "sessions")):
+                return f"{where}.{figures}: expected ops_per_second, p50_ms, p99_ms, sessions"
+    return None
 
 
 # --------------------------------------------------------------------- how it is shown

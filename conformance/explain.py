@@ -95,6 +95,9 @@ def find(test_id: str) -> tuple[Check, str]:
     """The check a case id, a test id or a bare test name names, and the case's
     parameters ('' when none were given). ConfigError when there is not exactly one."""
     text = test_id.strip()
+    if len(text) > 1000:  # no case id is this long; difflib would take its time over it
+        raise ConfigError("explain", "", f"a test id of {len(text)} characters is not a "
+                          "test id")
     match = re.fullmatch(r"(?:(?P<file>[^:\[]+)::)?(?P<name>[A-Za-z0-9_]+)(?:\[(?P<params>.*)\])?",
                          text)
     if not match:

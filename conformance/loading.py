@@ -6,8 +6,11 @@ Every problem is a ConfigError whose one-line message reads
 
 from __future__ import annotations
 
+import ctypes
+import math
 import os
 import re
+import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, NoReturn
@@ -32,6 +35,27 @@ SCHEMA = 1
 _ID = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _ENV_REF = re.compile(r"\$\{([^}]*)\}")
+
+# Bounds on what a file may ask for: a vendor or profile file is a few kilobytes and a
+# few levels deep; more is a mistake or an attack on the parser (PyYAML composes nested
+# collections recursively).
+MAX_FILE_BYTES = 1 << 20
+MAX_DEPTH = 32
+# Sizes and lengths reach the module as CK_ULONGs.
+CK_ULONG_MAX = (1 << 8 * ctypes.sizeof(ctypes.c_ulong)) - 1
+MAX_TIMEOUT = 24 * 3600.0  # seconds; the watchdog's timer takes no more (nor inf, nor nan)
+MAX_REINITIALIZE_EVERY = 1_000_000
+# Key sizes in bits. AES and Camellia keys have three sizes (FIPS 197, RFC 3713); an
+# RSA, DSA or Diffie-Hellman modulus above 16384 bits takes a module hours to generate;
+# any other key is bounded at 64 KiB, far beyond any real use.
+FIXED_KEY_BITS = {"CKM_AES_": (128, 192, 256), "CKM_CAMELLIA_": (128, 192, 256)}
+MODULUS_BITS_MAX = 16384
+KEY_BITS_MAX = 8 * 65536
+# Other parameters: GCM's ulTagBits is at most 128 (v2.40 curr §2.12.3); a PSS salt
+# fits in the largest modulus; RSA public exponents are odd and below 2**256 (FIPS 186-4
+# §B.3.1).
+PARAMETER_MAX = {"tag_bits": 128, "salt_lengths": MODULUS_BITS_MAX // 8,
+                 "public_exponents": (1 << 256) - 1}
 
 
 class ConfigError(Exception):
@@ -83,23 +107,44 @@ class _Reader:
         raise ConfigError(self.where, key, problem)
 
     def load(self) -> dict[str, Any]:
+        if self.path.suffix not in (".yaml", ".yml"):
+            self.fail("", "not a YAML file: name it <id>.yaml")
         try:
+            if self.path.stat().st_size > MAX_FILE_BYTES:
+                self.fail("", f"larger than {MAX_FILE_BYTES} bytes; not a declaration")
             text = self.path.read_text(encoding="utf-8")
         except FileNotFoundError:
             self.fail("", "file not found")
         except (OSError, UnicodeDecodeError) as exc:
             self.fail("", f"cannot read: {exc}")
         try:
+            self._depth(text)
             data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
             problem = getattr(exc, "problem", None) or str(exc)
             self.fail("", f"not valid YAML: {where}{problem}")
+        except ValueError as exc:  # a value the constructor cannot make (an endless number)
+            self.fail("", f"not valid YAML: {str(exc).split(';')[0]}")
         if not isinstance(data, dict):
             self.fail("", "expected a mapping at the top level, got "
                       f"{_kind(data)}")
         return data
+
+    def _depth(self, text: str) -> None:
+        """Refuse nesting deeper than MAX_DEPTH before the recursive composer sees it
+        (the parser's events come from a loop, not recursion)."""
+        depth = 0
+        for event in yaml.parse(text, Loader=_UniqueKeyLoader):  # noqa: S506 - a SafeLoader
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    mark = event.start_mark
+                    where = f"line {mark.line + 1}: " if mark else ""
+                    self.fail("", f"{where}nested deeper than {MAX_DEPTH} levels")
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
 
     def keys(self, data: Mapping[str, Any], prefix: str, required: tuple[str, ...],
              optional: tuple[str, ...]) -> None:
@@ -163,13 +208,32 @@ class _Reader:
                 if allowed and item not in allowed:
                     self.fail(f"{where}[{index}]",
                               f"unknown value {item!r} (known: {', '.join(allowed)})")
-                least = 0 if param == "salt_lengths" else 1  # an empty PSS salt is valid
-                if kind is int and item < least:
-                    self.fail(f"{where}[{index}]", f"must be at least {least}, got {item}")
+                if kind is int:
+                    self.bounded(item, f"{where}[{index}]", param, key)
             if len(set(items)) != len(items):
                 self.fail(where, "lists a value twice")
             result[param] = tuple(sorted(items))
         return result
+
+    def bounded(self, item: int, where: str, param: str, mechanism_key: str) -> None:
+        """An integer variant within what its parameter (and, for key sizes, the
+        mechanism named by the last part of `mechanism_key`) allows."""
+        least = 0 if param == "salt_lengths" else 1  # an empty PSS salt is valid
+        most = PARAMETER_MAX.get(param, CK_ULONG_MAX)
+        if param == "key_sizes":
+            name = mechanism_key.rsplit(".", 1)[-1]
+            fixed = next((v for p, v in FIXED_KEY_BITS.items() if name.startswith(p)), None)
+            if fixed and item not in fixed:
+                self.fail(where, f"{item} is not a key size of {name} (one of "
+                          f"{', '.join(map(str, fixed))} bits)")
+            modulus = "RSA" in name or name.startswith(("CKM_DSA", "CKM_DH_", "CKM_X9_42"))
+            most = MODULUS_BITS_MAX if modulus else KEY_BITS_MAX
+        if param == "public_exponents" and item % 2 == 0:
+            self.fail(where, f"{item} is even; an RSA public exponent is odd")
+        if param == "public_exponents":
+            least = 3
+        if not least <= item <= most:
+            self.fail(where, f"must be between {least} and {most}, got {shown(item)}")
 
     def mechanisms(self, value: Any, key: str) -> dict[str, Variants]:
         table = self.mapping({} if value is None else value, key)
@@ -190,6 +254,14 @@ def _kind(value: Any) -> str:
     return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean",
             int: "an integer", float: "a number", type(None): "nothing"}.get(
         type(value), type(value).__name__)
+
+
+def shown(value: Any) -> str:
+    """A value for an error line: a huge integer by its length, not its digits."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+        return f"an integer of {value.bit_length()} bits"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _suggest(name: str, known: frozenset[str] | Mapping[str, Any]) -> str:
@@ -285,8 +357,8 @@ def load_vendor(path: str | Path, module_path: str | None = None) -> Vendor:
     for key in ("user_pin_env", "so_pin_env"):
         if key in token:
             pin_envs[key] = reader.string(token, key, "token")
-            if not _ENV_NAME.match(pin_envs[key]):
-                reader.fail(f"token.{key}", f"{pin_envs[key]!r} is not an environment "
+            if not _ENV_NAME.match(pin_envs[key]):  # perhaps the PIN itself: not echoed
+                reader.fail(f"token.{key}", "the value (not shown) is not an environment "
                             "variable name (PINs come only from the environment)")
     provision = token.get("provision")
     if provision is not None and provision not in provisioning.KINDS:
@@ -313,8 +385,10 @@ def load_vendor(path: str | Path, module_path: str | None = None) -> Vendor:
                                                       f"{where}.observed")))
 
     timeout = data.get("timeout_seconds", 300)
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
-        reader.fail("timeout_seconds", f"expected a positive number of seconds, got {timeout!r}")
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) \
+            or not math.isfinite(timeout) or not 0 < timeout <= MAX_TIMEOUT:
+        reader.fail("timeout_seconds", f"expected a positive number of seconds up to "
+                    f"{MAX_TIMEOUT:.0f}, got {shown(timeout)}")
     policy = reader.mapping(data.get("keys") or {}, "keys")
     reader.keys(policy, "keys", (), ("token_objects", "all_usages", "reinitialize_every"))
     for key in ("token_objects", "all_usages"):
@@ -322,9 +396,9 @@ def load_vendor(path: str | Path, module_path: str | None = None) -> Vendor:
             reader.typed(policy[key], f"keys.{key}", bool, "true or false")
     every = policy.get("reinitialize_every")
     if every is not None and (isinstance(every, bool) or not isinstance(every, int)
-                              or every < 1):
-        reader.fail("keys.reinitialize_every", f"expected a positive number of tests, got "
-                    f"{every!r}")
+                              or not 1 <= every <= MAX_REINITIALIZE_EVERY):
+        reader.fail("keys.reinitialize_every", f"expected a positive number of tests up to "
+                    f"{MAX_REINITIALIZE_EVERY}, got {shown(every)}")
     if policy.get("token_objects") and provision is None:
         reader.fail("keys.token_objects", "keys made as token objects need a throwaway token "
                     "(token.provision): the suite leaves them there")
@@ -424,3 +498,97 @@ def profiles_in_effect(vendor: Vendor, selected: list[str] | None) -> tuple[Prof
     if selected:
         return tuple(resolve_profile(name) for name in selected)
     return tuple(resolve_profile(name, f"{vendor.source}: profiles") for name in vendor.profiles)
+
+
+def writable_directory(path: Path, option: str = "--output") -> Path:
+    """Make sure results can be written under `path` before anything runs: it is (or
+    becomes) a directory in which a file can be created."""
+    if path.exists() and not path.is_dir():
+        raise ConfigError(option, "", f"{str(path)!r} is an existing file, not a directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        raise ConfigError(option, "", f"{str(path)!r} is not a writable directory "
+                          f"({exc.strerror or exc})") from None
+    return path
+
+
+# ---- results files given to `report`: their shape, checked before anything is written --
+# A spec is a type (float: any number), ID (a kebab-case id: it names output
+# directories), a dict of key -> spec ("key?" may be absent or null; "*" any key), a
+# one-item list (a list of those), or NONEMPTY (a non-empty list of strings).
+
+ID, NONEMPTY = "kebab-case id", "non-empty list"
+_MODULE = {"path": str, "manufacturer_id": str, "library_description": str,
+           "library_version": str, "cryptoki_version": str}
+_CASE = {"id": str, "area": str, "test": str, "status": str, "expected_status": str,
+         "message": str, "mechanisms": [str], "functions": [str], "objects": [str],
+         "parameters": dict, "requirement": str, "required_by": [str], "applicable": bool,
+         "spec": str, "known_deviation?": {"reason": str, "url": str}, "duration": float,
+         "between?": [str]}
+_VERDICT = {"profile": str, "title": str, "status": ("met", "not met", "incomplete"),
+            "required_cases": int, "passed": int, "unchecked": [str], "missing?": [str],
+            "failing": [{"requirement": str, "cases": [{"id": str, "status": str,
+                                                         "message": str}]}]}
+_FINDING = {"rule": str, "area": str, "spec": str, "severity": str, "statuses": {"*": int},
+            "cases": int, "observed": NONEMPTY, "link?": str, "deviation_matched?": bool,
+            "reproduce": str, "example": str}
+_COMMON = {"suite": {"version": str, "git_sha?": str}, "start": str, "end": str,
+           "profiles": [{"id": ID, "title": str, "sha256": str}]}
+VENDOR_RESULTS = {
+    "format": int, "summary": {"*": int}, "verdicts": [_VERDICT], "cases": [_CASE],
+    "findings?": [_FINDING],
+    "run_info": {**_COMMON, "vendor": {"id": ID, "title": str, "file": str, "sha256": str},
+                 "module": _MODULE, "token": {"label": str, "manufacturer_id": str,
+                                              "model": str, "firmware_version": str,
+                                              "hardware_version": str},
+                 "bindings": {"*": str}, "host": {"platform": str}, "mechanisms?": list}}
+INTEROP_RESULTS = {
+    **VENDOR_RESULTS,
+    "run_info": {**_COMMON, "kind": str, "vendor": {"id": ID, "title": str}, "vendors": [ID],
+                 "modules?": {"*": {"module": _MODULE}}, "not_run?": {"*": str}}}
+
+
+def shape_problem(value: Any, spec: Any, where: str = "") -> str | None:
+    """Where `value` (parsed JSON) departs from `spec`, in one line (None: it does not)."""
+    if isinstance(spec, dict):
+        if not isinstance(value, dict):
+            return f"{where or 'the document'}: expected an object, got {_json_kind(value)}"
+        for key, inner in spec.items():
+            name = key.rstrip("?")
+            found = value.items() if name == "*" else [(name, value.get(name))]
+            for member, item in found:
+                here = _join(where, str(member))
+                if item is None and not key.endswith("?"):
+                    return f"{here}: missing"
+                problem = None if item is None else shape_problem(item, inner, here)
+                if problem:
+                    return problem
+        return None
+    if isinstance(spec, list) or spec is NONEMPTY:
+        if not isinstance(value, list) or spec is NONEMPTY and not value:
+            return f"{where}: expected a {'non-empty ' if spec is NONEMPTY else ''}list, " \
+                   f"got {_json_kind(value)}"
+        for index, item in enumerate(value):
+            problem = shape_problem(item, str if spec is NONEMPTY else spec[0],
+                                    f"{where}[{index}]")
+            if problem:
+                return problem
+        return None
+    if isinstance(spec, tuple):
+        return None if value in spec else \
+            f"{where}: expected one of {', '.join(spec)}, got {shown(value)}"
+    if spec is ID:
+        return None if isinstance(value, str) and _ID.match(value) else \
+            f"{where}: {shown(value)} is not a kebab-case id"
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if spec is float and number or spec is not float and isinstance(value, spec) and not (
+            spec is int and isinstance(value, bool)):
+        return None
+    return f"{where}: expected {_kind(spec())}, got {_json_kind(value)}"
+
+
+def _json_kind(value: Any) -> str:
+    return "null" if value is None else _kind(value)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import json
+import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -480,6 +481,8 @@ def output_id(output: Path) -> str:
                     "overwritten (remove it or choose another name)")
     if not output.parent.is_dir():
         raise _fail("-o", f"directory {str(output.parent)!r} does not exist")
+    if not os.access(output.parent, os.W_OK):  # told before the module is loaded
+        raise _fail("-o", f"directory {str(output.parent)!r} is not writable")
     return output.stem
 
 

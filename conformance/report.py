@@ -560,6 +560,7 @@ def write_reports(paths: Sequence[Path], output: Path, profile: str | None = Non
     comparison matrix (OUTPUT/matrix.html, OUTPUT/matrix.md)."""
     from .comparison import write_matrix
     from .interop.report import is_interop, write_interop_report
+    from .loading import writable_directory
 
     loaded = _load(paths)
     by_vendor: dict[str, Path] = {}
@@ -580,6 +581,7 @@ def write_reports(paths: Sequence[Path], output: Path, profile: str | None = Non
         if profile not in judged:
             raise ReportError(f"--profile {profile}: no results file was judged against it "
                               f"(profiles judged: {', '.join(sorted(judged)) or 'none'})")
+    writable_directory(output, "-o")  # every file checked first; nothing written before
     written = []
     interop = None
     vendors = []
@@ -613,13 +615,14 @@ def _only_profile(document: Document, profile: str) -> Document:
 def write_diff(old: Path, new: Path, output: Path) -> list[Path]:
     """OUTPUT/diff.md and OUTPUT/diff.html: what changed between two runs of one vendor."""
     from .comparison import render_diff_html, render_diff_markdown
+    from .loading import writable_directory
 
     (_, before), (_, after) = _load([old, new])
     vendors = [d["run_info"]["vendor"]["id"] for d in (before, after)]
     if vendors[0] != vendors[1]:
         raise ReportError(f"--diff compares two runs of one vendor: {old} is {vendors[0]}, "
                           f"{new} is {vendors[1]}")
-    output.mkdir(parents=True, exist_ok=True)
+    writable_directory(output, "-o")
     written = [output / "diff.md", output / "diff.html"]
     written[0].write_text(render_diff_markdown(before, after, old, new))
     written[1].write_text(render_diff_html(before, after, old, new))

@@ -346,7 +346,23 @@ def write(path: Path, run: dict[str, Any], records: list[dict[str, Any]]) -> Non
 
 
 def load(path: str | Path) -> dict[str, Any]:
-    document: dict[str, Any] = json.loads(Path(path).read_text())
-    if document.get("format") != FORMAT:
-        raise ValueError(f"{path}: not a pkcs11-conformance results file of format {FORMAT}")
-    return document
+    """A results file, refused in one line (ValueError) unless it has this format's
+    shape: the reports build pages and directory names from what it holds."""
+    from .loading import INTEROP_RESULTS, VENDOR_RESULTS, shape_problem, shown
+
+    if Path(path).stat().st_size > 1 << 30:  # the largest real ones are a few megabytes
+        raise ValueError(f"{path}: larger than 1 GiB; not a results file")
+    try:
+        document = json.loads(Path(path).read_text(encoding="utf-8"))
+    except RecursionError:
+        raise ValueError(f"{path}: nested too deeply to be a results file") from None
+    found = document.get("format") if isinstance(document, dict) else None
+    if found != FORMAT:
+        raise ValueError(f"{path}: not a pkcs11-conformance results file of format {FORMAT}"
+                         + (f" (it has format {shown(found)})" if found is not None else ""))
+    interop = isinstance(document.get("run_info"), dict) \
+        and document["run_info"].get("kind") == "interop"
+    problem = shape_problem(document, INTEROP_RESULTS if interop else VENDOR_RESULTS)
+    if problem:
+        raise ValueError(f"{path}: {problem}")
+    return dict(document)

@@ -11,6 +11,7 @@ or pointing at one (``pin-source``) is refused rather than silently ignored.
 
 from __future__ import annotations
 
+import ctypes
 import re
 from dataclasses import dataclass
 
@@ -35,7 +36,8 @@ _UNRESERVED = "A-Za-z0-9" + re.escape("._~-")
 _RES_AVAIL = re.escape(":[]@!$'()*+,=")
 _PATH_VALUE = re.compile(f"[{_UNRESERVED}{_RES_AVAIL}&%]*")
 _QUERY_VALUE = re.compile(f"[{_UNRESERVED}{_RES_AVAIL}/?|%]*")
-_VERSION = re.compile(r"^(\d+)(?:\.(\d+))?$")
+_VERSION = re.compile(r"^([0-9]{1,3})(?:\.([0-9]{1,3}))?$")
+_SLOT_ID_MAX = (1 << 8 * ctypes.sizeof(ctypes.c_ulong)) - 1  # a CK_SLOT_ID is a CK_ULONG
 
 
 class URIError(ValueError):
@@ -158,12 +160,14 @@ def _value(name: str, raw: str) -> object:
     value = _text(raw, name)
     if name == "library-version":
         match = _VERSION.match(value)
-        if not match:
-            raise URIError(f"library-version: {value!r} is not MAJOR or MAJOR.MINOR")
+        if not match or max(int(n or 0) for n in match.groups()) > 255:  # CK_VERSION bytes
+            raise URIError(f"library-version: {value!r} is not MAJOR or MAJOR.MINOR "
+                           "(each 0 to 255)")
         return int(match.group(1)), int(match.group(2) or 0)
     if name == "slot-id":
-        if not value.isdigit():
-            raise URIError(f"slot-id: {value!r} is not a decimal number")
+        if not re.fullmatch(r"[0-9]{1,20}", value) or int(value) > _SLOT_ID_MAX:
+            raise URIError(f"slot-id: {value!r} is not a decimal number from 0 to "
+                           f"{_SLOT_ID_MAX}")
         return int(value)
     if name == "type" and value not in OBJECT_TYPES:
         raise URIError(f"type: {value!r} is not one of {', '.join(OBJECT_TYPES)}")
