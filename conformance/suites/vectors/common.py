@@ -1,7 +1,10 @@
 """What the vector tests share: a short summary of the vectors a case got wrong, and the
-verdict on the refusals of NIST FAIL vectors."""
+verdicts on NIST FAIL vectors and SigVer results."""
+
+from pkcs11.exceptions import PKCS11Error
 
 from conformance.returncodes import SEVERITIES, judge, severity_of
+from conformance.suite import returned
 
 SHOWN = 3  # failing vectors spelled out in a message; the rest are counted
 
@@ -26,3 +29,28 @@ def judge_refusals(function, condition, accepted, refusals, vectors, what):
         _, description, code = min(wrong)
         judge(function, condition, code, f"{what} of {len(wrong)} of {len(vectors)} NIST FAIL "
               f"vectors (e.g. {description})")
+
+
+def verify_code(key, data, signature, mechanism, param=None):
+    """The CKR name C_Verify returns: python-pkcs11's verify() folds CKR_SIGNATURE_INVALID
+    and CKR_SIGNATURE_LEN_RANGE into False, its _verify does not."""
+    try:
+        key._verify(data, signature, mechanism=mechanism, mechanism_param=param)
+    except PKCS11Error as exc:
+        return returned(exc)
+    return "CKR_OK"
+
+
+def judge_sigver(results, vectors, what):
+    """The verdict on SigVer vectors, `results` being (description, valid, CKR name) per
+    vector: a valid signature must verify and an invalid one must not (`must`); the
+    refusals of invalid ones are judged as CKR_SIGNATURE_INVALID (base §5.12.2)."""
+    problems = [f"{description}: {'rejected' if code == 'CKR_SIGNATURE_INVALID' else code}"
+                for description, valid, code in results if valid and code != "CKR_OK"]
+    problems += [f"{description}: accepted" for description, valid, code in results
+                 if not valid and code == "CKR_OK"]
+    assert not problems, (f"{what} must accept the valid and reject the invalid NIST "
+                          f"signatures: {summary(problems, vectors)}")
+    judge_refusals("C_Verify", "signature-invalid", [],
+                   [(description, code) for description, valid, code in results
+                    if not valid], vectors, what)
