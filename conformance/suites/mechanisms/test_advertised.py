@@ -17,19 +17,22 @@ CKF_GENERATE_KEY_PAIR C_GenerateKeyPair, CKF_WRAP C_WrapKey of an extractable AE
 CKF_UNWRAP C_UnwrapKey of what C_WrapKey gave (as a generic secret key, which takes
 any length: raw RSA unwraps a modulus-sized value), CKF_DERIVE C_DeriveKey (the
 *_ENCRYPT_DATA derivations, ECDH and DH with a peer made by cryptography). Only a
-mechanism that announces nothing of these (CKF_UNWRAP without CKF_WRAP, say) is not
-applicable.
+mechanism that announces nothing of these (CKF_UNWRAP without CKF_WRAP, say), or whose
+key cannot be made at all, is not applicable.
 
-Keys are made once per worker in one child process (the raw layer): secret keys by
-C_CreateObject with a fixed value (so a cipher's case does not depend on a key
-generation mechanism), key pairs by the family's key pair generation mechanism (DSA
-and DH with domain parameters from cryptography). Mechanism parameters are the
+Keys are made once per worker in one child process (the raw layer), as the vendor's
+`keys` policy says (token objects, all usages): secret keys by C_CreateObject with a
+fixed value (so a cipher's case does not depend on a key generation mechanism), or by
+the family's key generation mechanism where the module refuses to import keys; key
+pairs by the family's key pair generation mechanism (DSA and DH with domain parameters
+from cryptography). Mechanism parameters are the
 commonest form of each: a zero IV, a 96-bit GCM nonce and 128-bit tag, OAEP with SHA-1
 and MGF1-SHA1, PSS with the mechanism's own hash, ECDH without a KDF.
 """
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import warnings
 from collections.abc import Iterator
@@ -40,13 +43,14 @@ from cryptography.hazmat.primitives.asymmetric import dsa, ec
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.utils import CryptographyDeprecationWarning
 
+from conformance import keypolicy
 from conformance import raw as ck
 from conformance.isolation import raw_module
 from conformance.mechanism_kinds import FUNCTION_MASK, KINDS, defined_flags, flag_names
-from conformance.names import VENDOR_DEFINED, mechanism
+from conformance.names import VENDOR_DEFINED, mechanism, mechanism_name
 from conformance.plugin import RUN
 from conformance.returncodes import UnexpectedReturn
-from conformance.suite import not_applicable
+from conformance.suite import OBJECT_LABEL_PREFIX, not_applicable
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -73,7 +77,7 @@ CKK_DH = 2
 CKA_PRIME_BITS = 0x133
 SECP256R1 = bytes.fromhex("06082A8648CE3D030107")
 ED25519 = bytes.fromhex("06032B6570")
-SECRET = {ck.CKA_CLASS: ck.CKO_SECRET_KEY, ck.CKA_TOKEN: False}
+SECRET = {ck.CKA_CLASS: ck.CKO_SECRET_KEY}
 
 # Secret key values (the DES ones with odd parity and not weak), by key type.
 ALL_USES = (ck.CKA_ENCRYPT, ck.CKA_DECRYPT, ck.CKA_SIGN, ck.CKA_VERIFY, ck.CKA_WRAP,
@@ -85,6 +89,9 @@ SECRET_KEYS: dict[str, tuple[int, bytes, tuple[int, ...]]] = {
              ALL_USES),
     "GENERIC_SECRET": (ck.CKK_GENERIC_SECRET, bytes(range(64)), (ck.CKA_SIGN, ck.CKA_VERIFY)),
 }
+SECRET_KEY_GENERATORS = {"AES": "CKM_AES_KEY_GEN", "DES": "CKM_DES_KEY_GEN",
+                         "DES3": "CKM_DES3_KEY_GEN",
+                         "GENERIC_SECRET": "CKM_GENERIC_SECRET_KEY_GEN"}
 SECRET_KEY_GEN = {"CKM_AES_KEY_GEN": {ck.CKA_VALUE_LEN: 32}, "CKM_DES_KEY_GEN": {},
                   "CKM_DES2_KEY_GEN": {}, "CKM_DES3_KEY_GEN": {},
                   "CKM_GENERIC_SECRET_KEY_GEN": {ck.CKA_VALUE_LEN: 32}}
@@ -96,6 +103,16 @@ KEY_PAIR_GEN = {"RSA": "CKM_RSA_PKCS_KEY_PAIR_GEN", "EC": "CKM_EC_KEY_PAIR_GEN",
                 "EC_EDWARDS": "CKM_EC_EDWARDS_KEY_PAIR_GEN", "DSA": "CKM_DSA_KEY_PAIR_GEN",
                 "DH": "CKM_DH_PKCS_KEY_PAIR_GEN"}
 
+# Flag -> the usage attribute a key pair needs for it, on its public or private half.
+PAIR_USAGES = ((ck.CKF_ENCRYPT, "public", ck.CKA_ENCRYPT),
+               (ck.CKF_VERIFY, "public", ck.CKA_VERIFY),
+               (ck.CKF_VERIFY_RECOVER, "public", ck.CKA_VERIFY_RECOVER),
+               (ck.CKF_WRAP, "public", ck.CKA_WRAP),
+               (ck.CKF_DECRYPT, "private", ck.CKA_DECRYPT),
+               (ck.CKF_SIGN, "private", ck.CKA_SIGN),
+               (ck.CKF_SIGN_RECOVER, "private", ck.CKA_SIGN_RECOVER),
+               (ck.CKF_UNWRAP, "private", ck.CKA_UNWRAP),
+               (ck.CKF_DERIVE, "private", ck.CKA_DERIVE))
 # Flag -> the Init function it announces, and which key of a pair that takes.
 INIT_PROBES = ((ck.CKF_ENCRYPT, "C_EncryptInit", "public"),
                (ck.CKF_DECRYPT, "C_DecryptInit", "private"),
@@ -104,6 +121,19 @@ INIT_PROBES = ((ck.CKF_ENCRYPT, "C_EncryptInit", "public"),
                (ck.CKF_SIGN_RECOVER, "C_SignRecoverInit", "private"),
                (ck.CKF_VERIFY_RECOVER, "C_VerifyRecoverInit", "public"),
                (ck.CKF_DIGEST, "C_DigestInit", None))
+
+
+def stored(template: dict[int, Any]) -> dict[int, Any]:
+    """A template for an object the probes make: a session object, or a token object
+    labelled as the run's where the vendor declares keys.token_objects."""
+    if keypolicy.on_token():
+        return {**template, ck.CKA_TOKEN: True,
+                ck.CKA_LABEL: f"{OBJECT_LABEL_PREFIX}advertised".encode()}
+    return {**template, ck.CKA_TOKEN: False}
+
+
+class NoKey(Exception):
+    """No key of a family can be made on this module (import and generation refused)."""
 
 
 def mechanism_value(name: str) -> int:
@@ -186,30 +216,36 @@ class Prober:
             self._domain = (numbers.p, numbers.q, numbers.g)
         return self._domain
 
+    def announced(self, family: str) -> int:
+        """The flags the listed mechanisms of a key family announce together."""
+        flags = 0
+        for value in self._listed:
+            if key_family(mechanism_name(value)) == family:
+                flags |= self.raw.get_mechanism_info(self.raw.slot, value, 0).flags
+        return flags
+
     def pair_templates(self, family: str) -> tuple[dict[int, Any], dict[int, Any]]:
-        public: dict[int, Any] = {ck.CKA_TOKEN: False}
-        private: dict[int, Any] = {ck.CKA_TOKEN: False, ck.CKA_SENSITIVE: True}
+        """Key pair templates with the usages the family's listed mechanisms announce
+        (a module may refuse a usage it has no mechanism for: tpm2-pkcs11 refuses
+        CKA_SIGN_RECOVER)."""
+        public: dict[int, Any] = {}
+        private: dict[int, Any] = {ck.CKA_SENSITIVE: True}
+        announced = self.announced(family)
+        for flag, half, usage in PAIR_USAGES:
+            if announced & flag:
+                (public if half == "public" else private)[usage] = True
         if family == "RSA":
-            public |= {ck.CKA_MODULUS_BITS: 2048, ck.CKA_PUBLIC_EXPONENT: b"\x01\x00\x01",
-                       ck.CKA_ENCRYPT: True, ck.CKA_VERIFY: True, ck.CKA_VERIFY_RECOVER: True,
-                       ck.CKA_WRAP: True}
-            private |= {ck.CKA_DECRYPT: True, ck.CKA_SIGN: True, ck.CKA_SIGN_RECOVER: True,
-                        ck.CKA_UNWRAP: True}
-        elif family in ("EC", "EC_EDWARDS", "DSA"):
-            if family == "DSA":
-                public |= dict(zip((ck.CKA_PRIME, ck.CKA_SUBPRIME, ck.CKA_BASE),
-                                   map(to_bytes, self.domain()), strict=True))
-            else:
-                public[ck.CKA_EC_PARAMS] = SECP256R1 if family == "EC" else ED25519
-            public[ck.CKA_VERIFY] = True
-            private[ck.CKA_SIGN] = True
-            if family == "EC":
-                private[ck.CKA_DERIVE] = True
+            public |= {ck.CKA_MODULUS_BITS: 2048, ck.CKA_PUBLIC_EXPONENT: b"\x01\x00\x01"}
+        elif family == "DSA":
+            public |= dict(zip((ck.CKA_PRIME, ck.CKA_SUBPRIME, ck.CKA_BASE),
+                               map(to_bytes, self.domain()), strict=True))
+        elif family in ("EC", "EC_EDWARDS"):
+            public[ck.CKA_EC_PARAMS] = SECP256R1 if family == "EC" else ED25519
         else:  # DH
             prime, _, base = self.domain()
             public |= {ck.CKA_PRIME: to_bytes(prime), ck.CKA_BASE: to_bytes(base)}
-            private[ck.CKA_DERIVE] = True
-        return public, private
+        return (stored(keypolicy.raw_usages(public, "public")),
+                stored(keypolicy.raw_usages(private, "private")))
 
     def keys(self, family: str) -> tuple[int, int]:
         """(the key for encryption, verification and wrapping, the key for decryption,
@@ -217,9 +253,7 @@ class Prober:
         if family not in self._keys:
             if family in SECRET_KEYS:
                 key_type, value, uses = SECRET_KEYS[family]
-                key = self.raw.create_object(self.session, {
-                    **SECRET, ck.CKA_KEY_TYPE: key_type, ck.CKA_VALUE: value,
-                    **dict.fromkeys(uses, True)})
+                key = self.secret_key(family, value, dict.fromkeys(uses, True))
                 self._keys[family] = (key, key)
             else:
                 self._keys[family] = self.raw.generate_key_pair(
@@ -227,12 +261,30 @@ class Prober:
                     *self.pair_templates(family))
         return self._keys[family]
 
+    def secret_key(self, family: str, value: bytes, attributes: dict[int, Any]) -> int:
+        """A secret key of `family` with this value, imported by C_CreateObject; where the
+        module refuses to import keys (a token may), one of the same length generated by
+        the family's key generation mechanism. NoKey when both are refused."""
+        key_type = SECRET_KEYS[family][0]
+        template = stored({**SECRET, ck.CKA_KEY_TYPE: key_type, **attributes})
+        try:
+            return self.raw.create_object(self.session, {**template, ck.CKA_VALUE: value})
+        except ck.CKRError as imported:
+            generator = SECRET_KEY_GENERATORS[family]
+            length = {} if family.startswith("DES") else {ck.CKA_VALUE_LEN: len(value)}
+            try:
+                return self.raw.generate_key(self.session, int(mechanism(generator)),
+                                             {**template, **length})
+            except ck.CKRError as generated:
+                raise NoKey(f"no {family} key can be made: C_CreateObject returned "
+                            f"{imported.name}, C_GenerateKey({generator}) "
+                            f"{generated.name}") from None
+
     def wrap_target(self) -> int:
         """An extractable 16-byte AES key, the key every wrapping probe wraps."""
         if "wrapped" not in self._keys:
-            key = self.raw.create_object(self.session, {
-                **SECRET, ck.CKA_KEY_TYPE: ck.CKK_AES, ck.CKA_VALUE: bytes(range(16, 32)),
-                ck.CKA_EXTRACTABLE: True, ck.CKA_SENSITIVE: False})
+            key = self.secret_key("AES", bytes(range(16, 32)),
+                                  {ck.CKA_EXTRACTABLE: True, ck.CKA_SENSITIVE: False})
             self._keys["wrapped"] = (key, key)
         return self._keys["wrapped"][0]
 
@@ -273,7 +325,12 @@ def probe_keys(prober, advertised_name) -> tuple[int, int] | None:
     case, not a failure of the mechanism under test)."""
     family = key_family(advertised_name)
     makes_keys = advertised_name in (*SECRET_KEY_GEN, *PARAMETER_GEN, *KEY_PAIR_GEN.values())
-    return None if family is None or makes_keys else prober.keys(family)
+    if family is None or makes_keys:
+        return None
+    try:
+        return prober.keys(family)
+    except NoKey as exc:  # the key generator's own case judges the generation
+        not_applicable(str(exc))
 
 
 class AdvertisedRefused(UnexpectedReturn):
@@ -296,30 +353,30 @@ def probes(prober: Prober, name: str, flags: int, keys: tuple[int, int] | None
            for flag, function, role in INIT_PROBES]
     if name in SECRET_KEY_GEN:
         out.append((ck.CKF_GENERATE, "C_GenerateKey", "generate_key",
-                    (value, {**SECRET, **SECRET_KEY_GEN[name]})))
+                    (value, stored({**SECRET, **SECRET_KEY_GEN[name]}))))
     if name in PARAMETER_GEN:
         key_type, smallest = PARAMETER_GEN[name]
         bits = max(prober.info(name).min_key_size, smallest)
         out.append((ck.CKF_GENERATE, "C_GenerateKey", "generate_key",
-                    (value, {ck.CKA_CLASS: CKO_DOMAIN_PARAMETERS, ck.CKA_KEY_TYPE: key_type,
-                             ck.CKA_TOKEN: False, CKA_PRIME_BITS: bits})))
+                    (value, stored({ck.CKA_CLASS: CKO_DOMAIN_PARAMETERS,
+                                    ck.CKA_KEY_TYPE: key_type, CKA_PRIME_BITS: bits}))))
     generates = next((f for f, m in KEY_PAIR_GEN.items() if m == name), None)
     if generates is not None:
         out.append((ck.CKF_GENERATE_KEY_PAIR, "C_GenerateKeyPair", "generate_key_pair",
                     (value, *prober.pair_templates(generates))))
-    if keys is not None:
-        out.append((ck.CKF_WRAP, "C_WrapKey", "wrap_key_with",
-                    (value, public, prober.wrap_target(), parameter(name))))
-        if name.endswith("_ENCRYPT_DATA"):
-            out.append((ck.CKF_DERIVE, "C_DeriveKey", "derive_key",
-                        (value, private, {**SECRET, ck.CKA_KEY_TYPE: ck.CKK_GENERIC_SECRET,
-                                          ck.CKA_VALUE_LEN: 16}, derivation_parameter(name))))
-        elif family in ("EC", "DH"):
-            peer = prober.peer(family)
-            agreed = (CKD_NULL, 0, None, len(peer), peer) if family == "EC" else peer
-            out.append((ck.CKF_DERIVE, "C_DeriveKey", "derive_key",
-                        (value, private, {**SECRET, ck.CKA_KEY_TYPE: ck.CKK_GENERIC_SECRET,
-                                          ck.CKA_VALUE_LEN: 16}, agreed)))
+    if keys is not None and flags & ck.CKF_WRAP:
+        with contextlib.suppress(NoKey):  # no AES key to wrap: the probe cannot run
+            out.append((ck.CKF_WRAP, "C_WrapKey", "wrap_key_with",
+                        (value, public, prober.wrap_target(), parameter(name))))
+    derived = stored({**SECRET, ck.CKA_KEY_TYPE: ck.CKK_GENERIC_SECRET, ck.CKA_VALUE_LEN: 16})
+    if keys is not None and flags & ck.CKF_DERIVE and name.endswith("_ENCRYPT_DATA"):
+        out.append((ck.CKF_DERIVE, "C_DeriveKey", "derive_key",
+                    (value, private, derived, derivation_parameter(name))))
+    elif keys is not None and flags & ck.CKF_DERIVE and family in ("EC", "DH"):
+        peer = prober.peer(family)
+        agreed = (CKD_NULL, 0, None, len(peer), peer) if family == "EC" else peer
+        out.append((ck.CKF_DERIVE, "C_DeriveKey", "derive_key",
+                    (value, private, derived, agreed)))
     return [probe for probe in out if flags & probe[0]]
 
 
@@ -343,7 +400,8 @@ def test_advertised_mechanism_works_for_announced_functions(prober, probe_keys,
         elif call == "wrap_key_with" and flags & ck.CKF_UNWRAP:
             value, _, _, mechanism_parameter = args
             code, _ = prober.attempt("unwrap_key", value, probe_keys[1], wrapped,
-                                     {**SECRET, ck.CKA_KEY_TYPE: ck.CKK_GENERIC_SECRET},
+                                     stored({**SECRET,
+                                             ck.CKA_KEY_TYPE: ck.CKK_GENERIC_SECRET}),
                                      mechanism_parameter)
             if code != "CKR_OK":
                 refusals.append(("C_UnwrapKey", code))
