@@ -59,6 +59,15 @@ enum fault {
     MECHANISM_INFO_FLAGS_UNSET,
     ADVERTISED_MECHANISM_REFUSED,
     FIND_OBJECTS_EXTRA_HANDLE,
+    OPERATION_SURVIVES_ERROR,
+    SHORT_BUFFER_ENDS_OPERATION,
+    NULL_BUFFER_NO_LENGTH,
+    OUTPUT_LENGTH_NARROWED,
+    KEY_TYPE_NOT_CHECKED,
+    KEY_HANDLE_REPORTED_AS_OBJECT,
+    SIGN_ACCEPTS_SINGLE_AFTER_UPDATE,
+    FIND_OBJECTS_INIT_RESTARTS_SEARCH,
+    DIGEST_NULL_INPUT_CRASHES,
     RANDOM_CRASHES,
     RANDOM_HANGS,
 };
@@ -158,6 +167,36 @@ static const struct {
     /* C_FindObjects: the search returns exactly the matching objects (§5.7.7); here one
        more handle is returned at the end of every search. */
     {"find-objects-extra-handle", FIND_OBJECTS_EXTRA_HANDLE},
+    /* C_Encrypt/C_Decrypt(CKM_AES_ECB): a call that returns an error other than
+       CKR_BUFFER_TOO_SMALL ends the operation (§5.2, §5.8.2, §5.9.2); here input that is
+       not a whole number of blocks is refused before the operation is looked at, so the
+       operation stays active. */
+    {"operation-survives-error", OPERATION_SURVIVES_ERROR},
+    /* C_Encrypt, C_Decrypt, C_Digest, C_Sign: CKR_BUFFER_TOO_SMALL leaves the operation
+       active (§5.2); here the operation is finished before CKR_BUFFER_TOO_SMALL returns. */
+    {"short-buffer-ends-operation", SHORT_BUFFER_ENDS_OPERATION},
+    /* C_Encrypt, C_Decrypt, C_Digest, C_Sign, C_WrapKey: a NULL output buffer returns the
+       length needed (§5.2); here the length reads 0. */
+    {"null-buffer-no-length", NULL_BUFFER_NO_LENGTH},
+    /* C_Encrypt, C_Decrypt, C_Digest, C_Sign: an output length above 2^31 - 1 is a large
+       buffer (§5.2); here it is read as a negative int, so CKR_BUFFER_TOO_SMALL. */
+    {"output-length-narrowed", OUTPUT_LENGTH_NARROWED},
+    /* C_EncryptInit, C_DecryptInit: a key of the wrong type for the mechanism gives
+       CKR_KEY_TYPE_INCONSISTENT (§5.1.6); here the Init returns CKR_OK. */
+    {"key-type-not-checked", KEY_TYPE_NOT_CHECKED},
+    /* C_WrapKey: a key handle that names no object gives CKR_KEY_HANDLE_INVALID (§5.13.1);
+       here CKR_OBJECT_HANDLE_INVALID, which C_WrapKey does not list. */
+    {"key-handle-reported-as-object", KEY_HANDLE_REPORTED_AS_OBJECT},
+    /* C_Sign after C_SignUpdate: the single-part call cannot end a multi-part operation
+       (§5.11.2, a caller rule SoftHSM2 enforces); here C_Sign takes the data as the last
+       part and returns the signature. */
+    {"sign-accepts-single-after-update", SIGN_ACCEPTS_SINGLE_AFTER_UPDATE},
+    /* C_FindObjectsInit during a search: a strict module refuses with CKR_OPERATION_ACTIVE
+       (§5.7.7, §5.1.6); here the first search is ended and a new one started. */
+    {"find-objects-init-restarts-search", FIND_OBJECTS_INIT_RESTARTS_SEARCH},
+    /* C_Digest: a NULL input with a non-zero length gives CKR_ARGUMENTS_BAD (§5.1.6); here
+       the module reads through the NULL pointer and dies. */
+    {"digest-null-input-crashes", DIGEST_NULL_INPUT_CRASHES},
 };
 
 static enum fault fault = NONE;
@@ -177,6 +216,7 @@ struct session_note {
     CK_ULONG verify_half;              /* nLen of the ECDSA verification key, 0 unknown */
     int searching;                     /* a search whose extra handle is still due */
     CK_OBJECT_HANDLE last_found;
+    int sign_updated;                  /* C_SignUpdate in the active signing */
 };
 
 static struct session_note sessions[SESSIONS];
@@ -428,6 +468,47 @@ static CK_ULONG ec_half(CK_SESSION_HANDLE session, CK_OBJECT_HANDLE key)
     return (inner - 1) / 2;
 }
 
+/* ---- faults of the output-buffer convention ---------------------------------------- */
+
+typedef CK_RV (*output_call)(CK_SESSION_HANDLE, CK_BYTE_PTR, CK_ULONG, CK_BYTE_PTR,
+                             CK_ULONG_PTR);
+
+#define SCRATCH 1024 /* room to finish an operation behind the caller's back */
+
+/* The faults C_Encrypt, C_Decrypt, C_Digest and C_Sign share, around the real `call`:
+   1 when the fault answered the call (the answer in *rv), 0 to go on as usual. */
+static int output_fault(output_call call, CK_SESSION_HANDLE session, CK_BYTE_PTR data,
+                        CK_ULONG data_len, CK_BYTE_PTR out, CK_ULONG_PTR len, CK_RV *rv)
+{
+    CK_ULONG needed = 0;
+    if (!len || (fault != NULL_BUFFER_NO_LENGTH && fault != OUTPUT_LENGTH_NARROWED &&
+                 fault != SHORT_BUFFER_ENDS_OPERATION))
+        return 0;
+    if (fault == NULL_BUFFER_NO_LENGTH) {
+        if (out)
+            return 0;
+        *rv = call(session, data, data_len, NULL_PTR, len);
+        if (*rv == CKR_OK)
+            *len = 0;
+        return 1;
+    }
+    if (!out || (fault == OUTPUT_LENGTH_NARROWED && *len <= 0x7fffffffUL))
+        return 0;
+    *rv = call(session, data, data_len, NULL_PTR, &needed);
+    if (*rv != CKR_OK)
+        return 1;
+    if (fault == SHORT_BUFFER_ENDS_OPERATION) {
+        if (*len >= needed || needed > SCRATCH)
+            return 0;
+        CK_BYTE scratch[SCRATCH];
+        CK_ULONG room = sizeof scratch;
+        call(session, data, data_len, scratch, &room);
+    }
+    *len = needed;
+    *rv = CKR_BUFFER_TOO_SMALL;
+    return 1;
+}
+
 /* ---- the wrappers ------------------------------------------------------------------ */
 
 static CK_RV w_GetInfo(CK_INFO_PTR info)
@@ -498,6 +579,11 @@ static void alter_sha256(CK_SESSION_HANDLE session, CK_RV rv, CK_BYTE_PTR out,
 static CK_RV w_Digest(CK_SESSION_HANDLE session, CK_BYTE_PTR data, CK_ULONG data_len,
                       CK_BYTE_PTR out, CK_ULONG_PTR len)
 {
+    CK_RV answered;
+    if (fault == DIGEST_NULL_INPUT_CRASHES && !data && data_len)
+        raise(SIGSEGV);
+    if (output_fault(real->C_Digest, session, data, data_len, out, len, &answered))
+        return answered;
     if (fault == DIGEST_SHORT_BUFFER_TRUNCATES && out && len) {
         CK_ULONG needed = 0;
         CK_RV rv = real->C_Digest(session, data, data_len, NULL_PTR, &needed);
@@ -538,6 +624,7 @@ static CK_RV w_SignInit(CK_SESSION_HANDLE session, CK_MECHANISM_PTR mechanism,
     if (rv == CKR_OK && mechanism) {
         pthread_mutex_lock(&lock);
         claim(session)->sign = mechanism->mechanism;
+        claim(session)->sign_updated = 0;
         pthread_mutex_unlock(&lock);
     }
     return rv;
@@ -578,6 +665,13 @@ static CK_RV sign_der(CK_SESSION_HANDLE session, CK_BYTE_PTR data, CK_ULONG data
 static CK_RV w_Sign(CK_SESSION_HANDLE session, CK_BYTE_PTR data, CK_ULONG data_len,
                     CK_BYTE_PTR out, CK_ULONG_PTR len)
 {
+    CK_RV answered;
+    if (fault == SIGN_ACCEPTS_SINGLE_AFTER_UPDATE && note_of(session).sign_updated) {
+        answered = real->C_SignUpdate(session, data, data_len);
+        return answered == CKR_OK ? real->C_SignFinal(session, out, len) : answered;
+    }
+    if (output_fault(real->C_Sign, session, data, data_len, out, len, &answered))
+        return answered;
     if (fault == ECDSA_SIGNATURE_DER && len && is_ecdsa(note_of(session).sign))
         return sign_der(session, data, data_len, 0, out, len);
     CK_MECHANISM_TYPE mechanism = note_of(session).sign;
@@ -585,6 +679,17 @@ static CK_RV w_Sign(CK_SESSION_HANDLE session, CK_BYTE_PTR data, CK_ULONG data_l
     if (fault == RSA_PKCS_SIGNATURE_BIT_FLIPPED && rv == CKR_OK && out && len && *len &&
         mechanism == CKM_RSA_PKCS)
         out[*len / 2] ^= 0x01;
+    return rv;
+}
+
+static CK_RV w_SignUpdate(CK_SESSION_HANDLE session, CK_BYTE_PTR part, CK_ULONG part_len)
+{
+    CK_RV rv = real->C_SignUpdate(session, part, part_len);
+    if (rv == CKR_OK) {
+        pthread_mutex_lock(&lock);
+        claim(session)->sign_updated = 1;
+        pthread_mutex_unlock(&lock);
+    }
     return rv;
 }
 
@@ -680,6 +785,8 @@ static CK_RV w_EncryptInit(CK_SESSION_HANDLE session, CK_MECHANISM_PTR mechanism
     if (refused_though_listed(mechanism))
         return CKR_MECHANISM_INVALID;
     CK_RV rv = real->C_EncryptInit(session, mechanism, key);
+    if (fault == KEY_TYPE_NOT_CHECKED && rv == CKR_KEY_TYPE_INCONSISTENT)
+        rv = CKR_OK;
     if (rv == CKR_OK && mechanism) {
         pthread_mutex_lock(&lock);
         struct session_note *note = claim(session);
@@ -694,6 +801,12 @@ static CK_RV w_EncryptInit(CK_SESSION_HANDLE session, CK_MECHANISM_PTR mechanism
 static CK_RV w_Encrypt(CK_SESSION_HANDLE session, CK_BYTE_PTR data, CK_ULONG data_len,
                        CK_BYTE_PTR out, CK_ULONG_PTR len)
 {
+    CK_RV answered;
+    if (fault == OPERATION_SURVIVES_ERROR && note_of(session).encrypt == CKM_AES_ECB &&
+        data_len % 16)
+        return CKR_DATA_LEN_RANGE;
+    if (output_fault(real->C_Encrypt, session, data, data_len, out, len, &answered))
+        return answered;
     CK_RV rv = real->C_Encrypt(session, data, data_len, out, len);
     if (fault == GCM_TAG_BEFORE_CIPHERTEXT && rv == CKR_OK && out && len) {
         struct session_note note = note_of(session);
@@ -721,6 +834,8 @@ static CK_RV w_DecryptInit(CK_SESSION_HANDLE session, CK_MECHANISM_PTR mechanism
         forwarded = &asked;
     }
     CK_RV rv = real->C_DecryptInit(session, forwarded, key);
+    if (fault == KEY_TYPE_NOT_CHECKED && rv == CKR_KEY_TYPE_INCONSISTENT)
+        rv = CKR_OK;
     if (rv == CKR_OK && mechanism) {
         pthread_mutex_lock(&lock);
         struct session_note *note = claim(session);
@@ -734,6 +849,12 @@ static CK_RV w_DecryptInit(CK_SESSION_HANDLE session, CK_MECHANISM_PTR mechanism
 static CK_RV w_Decrypt(CK_SESSION_HANDLE session, CK_BYTE_PTR data, CK_ULONG data_len,
                        CK_BYTE_PTR out, CK_ULONG_PTR len)
 {
+    CK_RV answered;
+    if (fault == OPERATION_SURVIVES_ERROR && note_of(session).decrypt == CKM_AES_ECB &&
+        data_len % 16)
+        return CKR_ENCRYPTED_DATA_LEN_RANGE;
+    if (output_fault(real->C_Decrypt, session, data, data_len, out, len, &answered))
+        return answered;
     if (fault == GCM_TAG_BEFORE_CIPHERTEXT && data) {
         struct session_note note = note_of(session);
         CK_ULONG tag = note.decrypt_tag;
@@ -756,6 +877,10 @@ static CK_RV w_WrapKey(CK_SESSION_HANDLE session, CK_MECHANISM_PTR mechanism,
                        CK_BYTE_PTR out, CK_ULONG_PTR len)
 {
     CK_RV rv = real->C_WrapKey(session, mechanism, wrapping_key, key, out, len);
+    if (fault == NULL_BUFFER_NO_LENGTH && rv == CKR_OK && !out && len)
+        *len = 0;
+    if (fault == KEY_HANDLE_REPORTED_AS_OBJECT && rv == CKR_KEY_HANDLE_INVALID)
+        rv = CKR_OBJECT_HANDLE_INVALID;
     if (fault == AES_KEY_WRAP_REVERSED && rv == CKR_OK && out && len && mechanism &&
         mechanism->mechanism == CKM_AES_KEY_WRAP)
         reverse(out, *len);
@@ -961,6 +1086,10 @@ static CK_RV w_GetMechanismInfo(CK_SLOT_ID slot, CK_MECHANISM_TYPE type,
 static CK_RV w_FindObjectsInit(CK_SESSION_HANDLE session, CK_ATTRIBUTE_PTR tmpl, CK_ULONG n)
 {
     CK_RV rv = real->C_FindObjectsInit(session, tmpl, n);
+    if (fault == FIND_OBJECTS_INIT_RESTARTS_SEARCH && rv == CKR_OPERATION_ACTIVE) {
+        real->C_FindObjectsFinal(session);
+        rv = real->C_FindObjectsInit(session, tmpl, n);
+    }
     if (rv == CKR_OK) {
         pthread_mutex_lock(&lock);
         struct session_note *note = claim(session);
@@ -1028,6 +1157,7 @@ static CK_RV load(void)
     shim.C_SignInit = w_SignInit;
     shim.C_Sign = w_Sign;
     shim.C_SignFinal = w_SignFinal;
+    shim.C_SignUpdate = w_SignUpdate;
     shim.C_VerifyInit = w_VerifyInit;
     shim.C_Verify = w_Verify;
     shim.C_VerifyFinal = w_VerifyFinal;
