@@ -93,7 +93,7 @@ def pss(hash_name, salt_length):
     return padding.PSS(mgf=padding.MGF1(algorithm(hash_name)), salt_length=salt_length)
 
 
-def assert_refused(key, data, name, params, what):
+def assert_salt_refused(key, data, name, params, what):
     """A salt that does not fit the modulus cannot give a valid signature: C_SignInit or
     C_Sign returns CKR_MECHANISM_PARAM_INVALID or CKR_KEY_SIZE_RANGE (base §5.1.6)."""
     expect_refusal("pss-salt-too-long-for-key", "C_SignInit", key.sign, data,
@@ -237,7 +237,7 @@ def test_sign_rsa_pss_digest_verifies_with_cryptography(keys, hash_name, salt_le
     data = digest(hash_name, MESSAGE)
     what = f"C_Sign(CKM_RSA_PKCS_PSS, {hash_name}, sLen {salt_length}) with a {key_bits}-bit key"
     if not pss_fits(key_bits, hash_name, salt_length):
-        assert_refused(private, data, "CKM_RSA_PKCS_PSS", params, what)
+        assert_salt_refused(private, data, "CKM_RSA_PKCS_PSS", params, what)
         return
     signature = sign(private, data, "CKM_RSA_PKCS_PSS", params)
     assert_length(signature, key_bits, what)
@@ -283,7 +283,7 @@ def test_verify_rsa_pss_digest_rejects_altered_signature(keys, hash_name, salt_l
     params = pss_params(hash_name, salt_length)
     data = digest(hash_name, MESSAGE)
     if not pss_fits(key_bits, hash_name, salt_length):
-        assert_refused(private, data, "CKM_RSA_PKCS_PSS", params,
+        assert_salt_refused(private, data, "CKM_RSA_PKCS_PSS", params,
                        f"C_Sign(CKM_RSA_PKCS_PSS, {hash_name}, sLen {salt_length})")
         return
     signature = sign(private, data, "CKM_RSA_PKCS_PSS", params)
@@ -305,7 +305,7 @@ def test_sign_rsa_pss_hash_verifies_with_cryptography(keys, mechanism_name, salt
     what = (f"{calls('Sign', parts)}({mechanism_name}, sLen {salt_length}) with a "
             f"{key_bits}-bit key")
     if not pss_fits(key_bits, hash_name, salt_length):
-        assert_refused(private, message(parts), mechanism_name, params, what)
+        assert_salt_refused(private, message(parts), mechanism_name, params, what)
         return
     signature = sign(private, message(parts), mechanism_name, params, calls("Sign", parts))
     assert_length(signature, key_bits, what)
@@ -351,7 +351,7 @@ def test_verify_rsa_pss_hash_rejects_altered_signature(keys, mechanism_name, sal
     hash_name = PSS[mechanism_name]
     params = pss_params(hash_name, salt_length)
     if not pss_fits(key_bits, hash_name, salt_length):
-        assert_refused(private, MESSAGE, mechanism_name, params,
+        assert_salt_refused(private, MESSAGE, mechanism_name, params,
                        f"C_Sign({mechanism_name}, sLen {salt_length})")
         return
     signature = sign(private, MESSAGE, mechanism_name, params)

@@ -1,10 +1,7 @@
 """What the vector tests share: a short summary of the vectors a case got wrong, and the
 verdicts on NIST FAIL vectors and SigVer results."""
 
-from pkcs11.exceptions import PKCS11Error
-
 from conformance.returncodes import SEVERITIES, judge, severity_of
-from conformance.suite import returned
 
 SHOWN = 3  # failing vectors spelled out in a message; the rest are counted
 
@@ -29,16 +26,6 @@ def judge_refusals(function, condition, accepted, refusals, vectors, what):
         _, description, code = min(wrong)
         judge(function, condition, code, f"{what} of {len(wrong)} of {len(vectors)} NIST FAIL "
               f"vectors (e.g. {description})")
-
-
-def verify_code(key, data, signature, mechanism, param=None):
-    """The CKR name C_Verify returns: python-pkcs11's verify() folds CKR_SIGNATURE_INVALID
-    and CKR_SIGNATURE_LEN_RANGE into False, its _verify does not."""
-    try:
-        key._verify(data, signature, mechanism=mechanism, mechanism_param=param)
-    except PKCS11Error as exc:
-        return returned(exc)
-    return "CKR_OK"
 
 
 def judge_sigver(results, vectors, what):

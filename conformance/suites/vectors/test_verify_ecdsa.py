@@ -18,11 +18,11 @@ from pkcs11 import MechanismFlag
 from pkcs11.exceptions import PKCS11Error
 
 from conformance.crosscheck import EC_CURVES, HASHES, field_bytes, import_public
-from conformance.names import mechanism
 from conformance.suite import not_applicable, returned
+from conformance.suites.sign.signing import verify_outcome
 
 from . import nist
-from .common import judge_sigver, verify_code
+from .common import judge_sigver
 
 FILE = "asymmetric/ECDSA/FIPS_186-3/SigVer.rsp"
 NIST_NAMES = {"secp192r1": "P-192", "secp224r1": "P-224", "secp256r1": "P-256",
@@ -81,8 +81,8 @@ def test_verify_ecdsa_agrees_with_nist_sigver(session, curve):
     for vector, hash_name in chosen:
         key = import_key(session, vector, curve)
         try:
-            code = verify_code(key, digest(hash_name, vector.hex("Msg")),
-                               signature(vector, curve), mechanism("CKM_ECDSA"))
+            code = verify_outcome(key, digest(hash_name, vector.hex("Msg")),
+                                  signature(vector, curve), "CKM_ECDSA")
         finally:
             key.destroy()
         results.append((f"{vector.describe()} {hash_name} ({vector['Result']})",

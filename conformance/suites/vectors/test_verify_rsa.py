@@ -16,12 +16,12 @@ from pkcs11 import MechanismFlag
 from pkcs11.exceptions import PKCS11Error
 
 from conformance.crosscheck import HASH_MECHANISMS, MGF1, import_public
-from conformance.names import mechanism
 from conformance.returncodes import judge
 from conformance.suite import not_applicable, returned
+from conformance.suites.sign.signing import verify_outcome
 
 from . import nist
-from .common import judge_sigver, verify_code
+from .common import judge_sigver
 
 DIRECTORY = "asymmetric/RSA/FIPS_186-2"
 # Hash-and-sign mechanisms, the hash each applies, and its SHAAlg in the NIST files.
@@ -72,8 +72,7 @@ def public_key(target, session):
 def verdict(public, vector, mechanism_name, param):
     """(description, valid, the CKR name C_Verify returned) of one vector."""
     return (f"{vector.describe()} ({vector['Result']})", vector["Result"].startswith("P"),
-            verify_code(public, vector.hex("Msg"), vector.hex("S"), mechanism(mechanism_name),
-                        param))
+            verify_outcome(public, vector.hex("Msg"), vector.hex("S"), mechanism_name, param))
 
 
 @pytest.mark.mechanisms(*PKCS1_V15)
