@@ -385,8 +385,8 @@ def tampered(sealed, aad, where):
 def test_aes_gcm_tampered_input_is_rejected(aes_key, key_bits, tag_bits, where):
     """PKCS#11 v2.40 base §5.9.2 C_Decrypt and §5.1.6 return values, with SP 800-38D §7.2:
     when the tag does not verify (one bit flipped in the ciphertext or the AAD), decryption
-    returns no plaintext but CKR_ENCRYPTED_DATA_INVALID (or, from 3.x,
-    CKR_AEAD_DECRYPT_FAILED)."""
+    returns no plaintext but CKR_ENCRYPTED_DATA_INVALID, the code C_Decrypt's list has for
+    invalid ciphertext (3.x's CKR_AEAD_DECRYPT_FAILED belongs to C_DecryptMessage)."""
     data = PLAINTEXT[:16]
     sealed, aad = tampered(gcm_reference(key_bits, data, AAD, tag_bits), AAD, where)
     expect_refusal("aead-tag-mismatch", "C_Decrypt", gcm_decrypt, aes_key(key_bits), sealed,
@@ -398,9 +398,9 @@ def test_aes_gcm_tampered_input_is_rejected(aes_key, key_bits, tag_bits, where):
 @IMPORTS
 @pytest.mark.function("C_Decrypt")
 def test_aes_gcm_wrong_tag_is_reported_as_invalid_ciphertext(aes_key, key_bits, tag_bits):
-    """PKCS#11 v2.40 base §5.9.2 C_Decrypt and §5.1 return values: a GCM tag that does not
-    verify is invalid ciphertext, reported as CKR_ENCRYPTED_DATA_INVALID (or, from 3.x,
-    CKR_AEAD_DECRYPT_FAILED)."""
+    """PKCS#11 v2.40 base §5.9.2 C_Decrypt and §5.1.6 return values: a GCM tag that does not
+    verify is invalid ciphertext, reported as CKR_ENCRYPTED_DATA_INVALID (3.x's
+    CKR_AEAD_DECRYPT_FAILED belongs to C_DecryptMessage, not C_Decrypt)."""
     sealed, aad = tampered(gcm_reference(key_bits, PLAINTEXT[:16], AAD, tag_bits), AAD, "tag")
     expect_refusal("aead-tag-mismatch", "C_Decrypt", gcm_decrypt, aes_key(key_bits), sealed,
                    aad, tag_bits, what=f"C_Decrypt(CKM_AES_GCM, ulTagBits={tag_bits}) with a "

@@ -121,8 +121,8 @@ def test_decrypt_aes_gcm_recovers_nist_plaintext(session, key_bits, tag_bits):
 def test_decrypt_aes_gcm_refuses_nist_fail_vectors(session, key_bits, tag_bits):
     """PKCS#11 v2.40 base §5.9.2 C_Decrypt and §5.1.6 return values, with SP 800-38D §7.2:
     C_Decrypt(CKM_AES_GCM) of a NIST gcmDecrypt FAIL vector (its tag does not verify)
-    returns no plaintext but CKR_ENCRYPTED_DATA_INVALID (or, from 3.x,
-    CKR_AEAD_DECRYPT_FAILED)."""
+    returns no plaintext but CKR_ENCRYPTED_DATA_INVALID (3.x's CKR_AEAD_DECRYPT_FAILED
+    belongs to C_DecryptMessage, not C_Decrypt)."""
     chosen = vectors("decrypt", key_bits, tag_bits, fail=True)
     accepted, refusals = [], []
     for vector in chosen:
