@@ -23,11 +23,25 @@ from pkcs11 import Attribute
 
 from . import __version__, bench, onboarding, profile_cases, provisioning, results
 from .comparison import write_matrix
-from .loading import REFERENCE_VENDOR, ConfigError, load_vendor, profiles_in_effect
+from .loading import (
+    REFERENCE_VENDOR,
+    ConfigError,
+    load_vendor,
+    profiles_in_effect,
+    writable_directory,
+)
 from .plugin import SUITES_DIR
 from .report import ReportError, write_diff, write_reports, write_vendor_report
 from .suite import OBJECT_LABEL_PREFIX
-from .target import TargetError, open_target, vendor_pin
+from .target import (
+    OBJECTS_ENV,
+    OBJECTS_FILE,
+    TargetError,
+    objects_made,
+    open_target,
+    proof,
+    vendor_pin,
+)
 
 USAGE_ERROR = 2
 PR_SET_CHILD_SUBREAPER = 36
@@ -46,7 +60,7 @@ class Interrupted(Exception):
         self.signum = signum
 
 
-def _pytest(command: list[str]) -> int:
+def _pytest(command: list[str], output: Path) -> int:
     """Run a pytest controller in a process group of its own and wait for it.
 
     SIGINT or SIGTERM to this process: the run's group gets SIGINT (as from a terminal's
@@ -55,9 +69,11 @@ def _pytest(command: list[str]) -> int:
     kills the group at once. Afterwards nothing of the run is left: what remains of the
     group is killed, orphans (this process is their subreaper) are reaped, and the run
     directory, where the run's temp files go (throwaway tokens, the timeouts file), is
-    removed. Raises Interrupted after a signal."""
+    removed. Raises Interrupted after a signal. Token objects the run makes on a token that
+    is not a throwaway are recorded in `output`'s run ledger, for `clean`."""
     run_dir = tempfile.mkdtemp(prefix="pkcs11-conformance-run-")
-    env = {**os.environ, provisioning.RUN_DIR_ENV: run_dir, "TMPDIR": run_dir}
+    env = {**os.environ, provisioning.RUN_DIR_ENV: run_dir, "TMPDIR": run_dir,
+           OBJECTS_ENV: str((output / OBJECTS_FILE).resolve())}
     received: list[tuple[int, float]] = []  # (signal, when)
     process: subprocess.Popen[bytes] | None = None
 
@@ -194,11 +210,16 @@ def _parser() -> argparse.ArgumentParser:
                         help="where results and reports go (default: %(default)s)")
     clean = commands.add_parser(
         "clean", help="remove the token objects an interrupted run left behind",
-        description="Destroy the token objects whose CKA_LABEL starts with "
-                    f"{OBJECT_LABEL_PREFIX!r} (the suite labels every token object it "
-                    "creates so); nothing else is touched.")
+        description="Destroy the token objects that the run ledger of DIR "
+                    f"(DIR/{OBJECTS_FILE}, written by run, replay and interop) proves the "
+                    "suite made: by their key material, contents or unique id, never by "
+                    f"their label. Objects labelled {OBJECT_LABEL_PREFIX}* that the ledger "
+                    "does not prove are listed and left; nothing else is touched.")
     clean.add_argument("vendor", metavar="VENDOR.yaml", type=Path)
     clean.add_argument("--module", metavar="PATH|NAME")
+    clean.add_argument("--output", metavar="DIR", default="reports", type=Path,
+                       help="the --output of the runs whose objects to remove "
+                            "(default: %(default)s)")
     clean.add_argument("--dry-run", action="store_true", help="list them, destroy nothing")
     onboarding.add_commands(commands)  # probe, modules, explain
     bench.add_command(commands)
@@ -220,7 +241,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _split(argv: list[str]) -> tuple[list[str], list[str]]:
-    """Our arguments, and the ones for pytest: vendor files end in .yaml or .yml."""
+    """Our arguments, and the ones for pytest. A vendor file is any bare argument that is
+    not a test path or a pytest option's value, whatever its name: load_vendor then loads
+    or refuses it, never a silent fallback to the reference vendor."""
     known = {"--profile", "--module", "--output", "--case"}
     ours, pytest_args, index = [], [], 0
     while index < len(argv):
@@ -229,13 +252,29 @@ def _split(argv: list[str]) -> tuple[list[str], list[str]]:
             ours += argv[index:index + 2]
             index += 2
             continue
-        if arg.split("=")[0] in known or arg.endswith((".yaml", ".yml")) or (
+        if arg.split("=")[0] in known or _vendor_argument(argv, index) or (
                 index == 0 and arg in ("run", "interop", "replay")):
             ours.append(arg)
         else:
             pytest_args.append(arg)
         index += 1
     return ours, pytest_args
+
+
+# pytest's (and its plugins') options whose value is the next argument.
+_PYTEST_VALUED = frozenset((
+    "-k", "-m", "-n", "-p", "-o", "-c", "-W", "-r", "--junitxml", "--junit-xml",
+    "--alluredir", "--maxfail", "--basetemp", "--rootdir", "--deselect", "--ignore",
+    "--ignore-glob", "--confcutdir", "--durations", "--tb", "--numprocesses",
+    "--maxprocesses", "--dist", "--max-worker-restart", "--log-file", "--log-level",
+    "--log-cli-level", "--override-ini", "--capture", "--import-mode", "--junit-prefix"))
+
+
+def _vendor_argument(argv: list[str], index: int) -> bool:
+    arg = argv[index]
+    if index == 0 or arg.startswith("-") or argv[index - 1] in _PYTEST_VALUED:
+        return False
+    return not (arg.endswith(".py") or "::" in arg or Path(arg).is_dir())
 
 
 def _run(args: argparse.Namespace, pytest_args: list[str], suites: Path = SUITES_DIR) -> int:
@@ -260,6 +299,7 @@ def _run(args: argparse.Namespace, pytest_args: list[str], suites: Path = SUITES
         checked.append((path, vendor))
     for vendor_id, reason in not_run.items():
         print(f"pkcs11-conformance: {vendor_id}: not run: {reason}", file=sys.stderr)
+    writable_directory(args.output)  # a bad --output is told now, not after the run
     documents = []
     worst = 0
     verdicts: dict[str, list[str]] = {}  # vendor id -> verdict lines, printed at the end
@@ -277,7 +317,7 @@ def _run(args: argparse.Namespace, pytest_args: list[str], suites: Path = SUITES
         if results_file.exists():
             results_file.unlink()  # never report a previous run's results as this one's
         try:
-            code = _pytest(command + pytest_args)
+            code = _pytest(command + pytest_args, args.output)
         except Interrupted as stop:
             _stopped(vendor.id, stop, results_file)
             raise
@@ -336,7 +376,7 @@ def _interop(vendor_files: list[Path], output: Path, pytest_args: list[str]
     if results_file.exists():
         results_file.unlink()
     try:
-        code = _pytest(command + _xdist_defaults(pytest_args) + pytest_args)
+        code = _pytest(command + _xdist_defaults(pytest_args) + pytest_args, output)
     except Interrupted as stop:
         _stopped("interop", stop, results_file)
         raise
@@ -378,18 +418,28 @@ def _clean(args: argparse.Namespace) -> int:
         print(f"pkcs11-conformance: {vendor.id}: the token is a throwaway made for each run; "
               "nothing to clean")
         return 0
+    ledger = args.output / OBJECTS_FILE
     target = open_target(vendor)
     try:
+        made = objects_made(ledger, target.token)
         session = target.login_session()
-        leftovers = [obj for obj in session.get_objects({Attribute.TOKEN: True})
-                     if str(obj[Attribute.LABEL]).startswith(OBJECT_LABEL_PREFIX)]
-        for obj in leftovers:
-            label = obj[Attribute.LABEL]
+        ours: list[tuple[Any, str]] = []
+        unproven: list[tuple[Any, str]] = []
+        for obj in session.get_objects({Attribute.TOKEN: True}):
+            label = str(obj[Attribute.LABEL])
+            # Only what might be ours is read further (a label the ledger names, or ours).
+            if label in made.values() or label.startswith(OBJECT_LABEL_PREFIX):
+                (ours if proof(obj) in made else unproven).append((obj, label))
+        for obj, label in ours:
             if not args.dry_run:
                 obj.destroy()
             print(f"pkcs11-conformance: {'would destroy' if args.dry_run else 'destroyed'} "
                   f"{label}")
-        print(f"pkcs11-conformance: {len(leftovers)} object(s) left by earlier runs")
+        for _, label in unproven:
+            print(f"pkcs11-conformance: left {label}: no entry of {ledger} proves this suite "
+                  "made it (a label is no proof)")
+        print(f"pkcs11-conformance: {len(ours)} object(s) left by earlier runs "
+              f"{'to destroy' if args.dry_run else 'destroyed'}, {len(unproven)} left")
     finally:
         target.close()
     return 0
@@ -440,6 +490,7 @@ def main(argv: list[str] | None = None) -> int:
                     continue
                 if not vendor.token.provision:
                     vendor_pin(vendor)
+            writable_directory(args.output)
             return _interop([Path(v) for v in args.vendors], args.output, pytest_args)[0]
         if args.command == "clean":
             return _clean(args)

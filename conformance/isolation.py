@@ -11,13 +11,27 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
 from . import raw, uri
-from .target import PIN_REFUSED, Credential, Secret, Target, WrongPin, login
+from .target import (
+    OBJECTS_ENV,
+    PIN_REFUSED,
+    PROOF,
+    Credential,
+    Secret,
+    Target,
+    WrongPin,
+    digest_proof,
+    login,
+    record,
+    token_id,
+)
 
 CALL_TIMEOUT = 60.0  # seconds one call may take before the child is killed
 
@@ -31,11 +45,13 @@ class ModuleTimedOut(Exception):
 
 
 def _serve(conn: Connection, path: str, init_reserved: str | None, label: str, pin_env: str,
-           so_pin_env: str | None = None, token_uri: str | None = None) -> None:
+           so_pin_env: str | None = None, token_uri: str | None = None,
+           ledger: str | None = None) -> None:
     """Child side: load and initialize the module, find the token, answer calls.
 
     `so_pin_env` is given only for a throwaway token: without it `login_so` is refused.
-    With `token_uri` (the vendor's token.uri) the token is found by its attributes."""
+    With `token_uri` (the vendor's token.uri) the token is found by its attributes. With
+    `ledger` (a token that is not a throwaway) the token objects made are recorded there."""
     module = raw.Module(path, init_reserved)
     module.initialize()
     if token_uri is None:
@@ -66,6 +82,8 @@ def _serve(conn: Connection, path: str, init_reserved: str | None, label: str, p
                 result = None
             else:
                 result = getattr(module, name)(*args)
+                if ledger and name in MAKERS and slots:
+                    _record(module, slots[0], args[0], result, Path(ledger))
             conn.send(("ok", result))
         except raw.CKRError as exc:
             conn.send(("ckr", (exc.function, exc.rv)))
@@ -90,6 +108,31 @@ def _login(module: raw.Module, path: str, label: str, session: int, user: str,
                        "without retrying so the token is not locked")
     if rv != raw.CKR_OK:
         raise raw.CKRError("C_Login", rv)
+
+
+# The raw-layer calls that make objects (their result: the new handle, or a pair).
+MAKERS = {"create_object", "generate_key", "generate_key_pair", "copy_object", "unwrap_key",
+          "derive_key"}
+
+
+def _record(module: raw.Module, slot: int, session: int, made: Any, ledger: Path) -> None:
+    """Record in the run ledger the token objects among the handles `made` (best effort: a
+    read that fails leaves the object unrecorded, so `clean` leaves it)."""
+    token = module.get_token_info(slot)
+    entries = []
+    for handle in made if isinstance(made, tuple) else (made,):
+        with contextlib.suppress(raw.CKRError):
+            _, values = module.get_attribute_values(
+                session, handle, [raw.CKA_CLASS, raw.CKA_TOKEN, raw.CKA_LABEL, *map(int, PROOF)])
+            read = {kind: value or b"" for kind, _, value in values}
+            if read[raw.CKA_TOKEN][:1] in (b"", b"\0"):
+                continue
+            made_proof = digest_proof(int.from_bytes(read[raw.CKA_CLASS], sys.byteorder),
+                                      ((int(a), read[int(a)]) for a in PROOF))
+            if made_proof is not None:
+                entries.append((token_id(token.label, token.serial_number),
+                                read[raw.CKA_LABEL].decode("utf-8", "replace"), made_proof))
+    record(ledger, entries)
 
 
 def _token_matches(wanted: uri.PKCS11URI, info: raw.TokenInfo, slot: int) -> bool:
@@ -144,8 +187,9 @@ def raw_module(target: Target) -> Iterator[RawModule]:
     parent, child = context.Pipe()
     token = target.vendor.token
     so_pin_env = token.so_pin_env if token.provision is not None else None
+    ledger = os.environ.get(OBJECTS_ENV) if target.throwaway is None else None
     arguments = (child, target.vendor.module.path, target.init_reserved, token.label,
-                 token.user_pin_env, so_pin_env, token.uri and token.uri.text)
+                 token.user_pin_env, so_pin_env, token.uri and token.uri.text, ledger)
     process = context.Process(target=_serve, args=arguments, daemon=True)
     process.start()
     child.close()

@@ -6,14 +6,16 @@ import contextlib
 import ctypes
 import fcntl
 import hashlib
+import json
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pkcs11
+from pkcs11 import Attribute
 from pkcs11.exceptions import (
     PinExpired,
     PinIncorrect,
@@ -192,6 +194,9 @@ class Target:
             if returned in PIN_REFUSED:
                 raise WrongPin(f"{credential.describe()} returned {returned}; stopping "
                                "without retrying so the token is not locked")
+            ledger = os.environ.get(OBJECTS_ENV)
+            if ledger and self.throwaway is None:  # a throwaway's objects go with it
+                self._session = RecordingSession(self._session, Path(ledger))
         return self._session
 
     @property
@@ -282,6 +287,100 @@ class Target:
             self._session = None
         if self.throwaway is not None:
             self.throwaway.remove()
+
+
+# ---- the run ledger of token objects: what `clean` may remove ----------------------------
+
+# The file (beside the results) where a run on a token that is not a throwaway records
+# each token object it makes, so `clean` can later prove which objects are the suite's.
+OBJECTS_ENV = "PKCS11_CONFORMANCE_OBJECTS"
+OBJECTS_FILE = "created-objects.jsonl"
+# What proves an object is one the suite made: key material or contents it generated, or
+# the module's unique id; a label can be given to anything.
+PROOF = (Attribute.MODULUS, Attribute.EC_POINT, Attribute.VALUE, Attribute.CHECK_VALUE,
+         Attribute.UNIQUE_ID)
+
+
+def digest_proof(object_class: int, values: Iterable[tuple[int, bytes]]) -> str | None:
+    """A digest of an object's class and its PROOF attribute values (attribute type, raw
+    value), None if it has none."""
+    digest, found = hashlib.sha256(str(object_class).encode()), False
+    for attribute, value in values:
+        if value:
+            found = True
+            digest.update(f"|{attribute}=".encode() + value)
+    return digest.hexdigest() if found else None
+
+
+def proof(obj: Any) -> str | None:
+    """digest_proof of a python-pkcs11 object (attributes it lacks or hides are skipped)."""
+    def read(attribute: Attribute) -> bytes:
+        try:
+            value = obj[attribute]
+        except (PKCS11Error, KeyError, NotImplementedError):
+            return b""
+        return value if isinstance(value, bytes) else str(value or "").encode()
+    return digest_proof(int(obj[Attribute.CLASS]), ((int(a), read(a)) for a in PROOF))
+
+
+def token_id(label: str, serial: str) -> dict[str, str]:
+    return {"label": label.rstrip(), "serial": serial.strip()}
+
+
+def record(path: Path, entries: Iterable[tuple[dict[str, str], str, str]]) -> None:
+    """Append (token_id, object label, proof) entries to the ledger at `path`: processes of
+    one run append to it at once, each with one locked write."""
+    lines = "".join(json.dumps({"token": token, "label": label, "proof": made}) + "\n"
+                    for token, label, made in entries)
+    if lines:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a", encoding="utf-8") as ledger:
+            fcntl.flock(ledger, fcntl.LOCK_EX)
+            ledger.write(lines)
+
+
+def objects_made(path: Path, token: Any) -> dict[str, str]:
+    """proof -> label of the objects the ledger at `path` records on `token`."""
+    if not path.is_file():
+        return {}
+    wanted, made = token_id(token.label, _serial(token)), {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        entry = json.loads(line)
+        if entry["token"] == wanted:
+            made[entry["proof"]] = entry["label"]
+    return made
+
+
+class RecordingSession:
+    """A logged-in session whose create_object, generate_key and generate_keypair record
+    the token objects they make in the run ledger (OBJECTS_ENV)."""
+
+    def __init__(self, session: Any, ledger: Path) -> None:
+        self._session, self._ledger = session, ledger
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._session, name)
+
+    def _made(self, objects: Iterable[Any]) -> None:
+        token = self._session.token
+        found = [(obj[Attribute.LABEL], proof(obj)) for obj in objects if obj[Attribute.TOKEN]]
+        record(self._ledger, [(token_id(token.label, _serial(token)), label, made)
+                              for label, made in found if made is not None])
+
+    def create_object(self, *args: Any, **kwargs: Any) -> Any:
+        obj = self._session.create_object(*args, **kwargs)
+        self._made([obj])
+        return obj
+
+    def generate_key(self, *args: Any, **kwargs: Any) -> Any:
+        key = self._session.generate_key(*args, **kwargs)
+        self._made([key])
+        return key
+
+    def generate_keypair(self, *args: Any, **kwargs: Any) -> Any:
+        pair = self._session.generate_keypair(*args, **kwargs)
+        self._made(pair)
+        return pair
 
 
 class CurrentSession:

@@ -193,10 +193,10 @@ def test_own_case_runs_in_the_suite_as_its_own_area(tmp_path, write):
     assert cases["OWN-1"]["status"] == "PASS" and cases["OWN-1"]["area"] == "oasis"
     assert cases["OWN-1"]["required_by"] == []
     assert cases["BL-M-1-32"]["required_by"] == ["baseline-provider"]
-    # SoftHSM 2.6 is a 2.40 module, as its vendor file declares (with a link): XFAIL, with
-    # the replay's trace after the declaration.
+    # SoftHSM 2.6 is a 2.40 module, as its vendor file declares (with a link): XFAIL, its
+    # message the replay's trace.
     assert cases["BL-M-1-32"]["status"] == "XFAIL"
-    assert "; observed: BL-M-1-32: called through C_GetFunctionList's function list. first " \
+    assert "BL-M-1-32: called through C_GetFunctionList's function list. first " \
            "divergence: call 2 C_GetInfo" in cases["BL-M-1-32"]["message"]
 
 

@@ -9,6 +9,7 @@ module without one, which the OASIS replay calls first; the forwarder has none.
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import subprocess
@@ -21,6 +22,7 @@ import yaml
 from conftest import SOFTHSM2, private_softhsm2
 
 from conformance import raw
+from conformance.target import OBJECTS_ENV, OBJECTS_FILE
 
 CLI = [sys.executable, "-m", "conformance.cli"]
 SPY = "/usr/lib/x86_64-linux-gnu/pkcs11/pkcs11-spy.so"
@@ -334,3 +336,91 @@ def test_signal_stops_the_run_and_leaves_nothing_behind(tmp_path, signals):
     if "incomplete" in results["run_info"]:  # once the plugin marks interrupted runs
         assert results["run_info"]["incomplete"], results["run_info"]
     assert not (out / "softhsm2" / "report.md").exists(), "no report of an interrupted run"
+
+
+# ---- clean: only what the run ledger proves is the suite's --------------------------------
+
+FOREIGN = """
+import os, sys, pkcs11
+from pkcs11 import Attribute, KeyType, ObjectClass
+token = pkcs11.lib(sys.argv[1]).get_token(token_label="standing")
+with token.open(rw=True, user_pin=os.environ["STANDING_PIN"]) as session:
+    for label, value in (("pkcs11-conformance-customer-backup", b"customer data"),
+                         ("pkcs11-conformance-left-behind", b"a forged twin")):
+        session.create_object({Attribute.CLASS: ObjectClass.DATA, Attribute.TOKEN: True,
+                               Attribute.LABEL: label, Attribute.VALUE: value})
+    session.generate_keypair(KeyType.RSA, 2048, store=True, label="customer-key")
+"""
+# A run that stopped before removing what it made: objects through the target's session.
+INTERRUPTED_RUN = """
+import sys
+from pkcs11 import Attribute, KeyType, ObjectClass
+from conformance import raw
+from conformance.isolation import raw_module
+from conformance.loading import load_vendor
+from conformance.target import open_target
+target = open_target(load_vendor(sys.argv[1]))
+session = target.login_session()
+session.create_object({Attribute.CLASS: ObjectClass.DATA, Attribute.TOKEN: True,
+                       Attribute.LABEL: "pkcs11-conformance-left-behind", Attribute.VALUE: b"ours"})
+session.generate_keypair(KeyType.RSA, 2048, store=True, label="pkcs11-conformance-rsa")
+session.generate_key(KeyType.AES, 256, store=True, label="pkcs11-conformance-aes")
+with raw_module(target) as child:  # the raw layer's objects, made in an isolated child
+    handle = child.open_session(child.slot, raw.CKF_SERIAL_SESSION | raw.CKF_RW_SESSION)
+    child.login_user(handle)
+    child.create_object(handle, {raw.CKA_CLASS: 0, raw.CKA_TOKEN: True,
+                                 raw.CKA_LABEL: b"pkcs11-conformance-raw", raw.CKA_VALUE: b"raw"})
+"""
+
+
+def token_objects() -> list[tuple[str, int, str]]:
+    """(label, class, digest of the public contents) of every token object."""
+    done = subprocess.run([sys.executable, "-c", """
+import hashlib, os, sys, pkcs11
+from pkcs11 import Attribute
+from pkcs11.exceptions import PKCS11Error
+token = pkcs11.lib(sys.argv[1]).get_token(token_label="standing")
+with token.open(user_pin=os.environ["STANDING_PIN"]) as session:
+    for obj in session.get_objects({Attribute.TOKEN: True}):
+        seen = b""
+        for attribute in (Attribute.VALUE, Attribute.MODULUS):
+            try:
+                seen += obj[attribute]
+            except PKCS11Error:
+                pass
+        print(obj[Attribute.LABEL], int(obj[Attribute.CLASS]), hashlib.sha256(seen).hexdigest())
+""", SOFTHSM2], capture_output=True, text=True, check=True)
+    return sorted(tuple(line.rsplit(" ", 2)) for line in done.stdout.splitlines())
+
+
+def test_clean_removes_only_what_the_run_ledger_proves(tmp_path, monkeypatch):
+    """Foreign objects, one labelled like the suite's and one a same-label twin of an
+    object the suite made, are left byte-identical with the reason; the objects an
+    interrupted run made (recorded with their key material in its ledger) are destroyed."""
+    private_softhsm2(tmp_path, monkeypatch)
+    subprocess.run(["softhsm2-util", "--init-token", "--free", "--label", "standing",
+                    "--so-pin", SO_PIN, "--pin", USER_PIN], check=True, capture_output=True)
+    monkeypatch.setenv("STANDING_PIN", USER_PIN)
+    (tmp_path / "module").write_text(SOFTHSM2)
+    vendor, out = vendor_file(tmp_path), tmp_path / "out"
+    subprocess.run([sys.executable, "-c", FOREIGN, SOFTHSM2], check=True)
+    foreign = token_objects()
+    subprocess.run([sys.executable, "-c", INTERRUPTED_RUN, str(vendor)], check=True,
+                   env={**os.environ, OBJECTS_ENV: str(out / OBJECTS_FILE)})
+    assert len(token_objects()) == len(foreign) + 5
+
+    dry = subprocess.run([*CLI, "clean", str(vendor), "--output", str(out), "--dry-run"],
+                         capture_output=True, text=True, check=False)
+    assert dry.returncode == 0, dry.stderr
+    assert sorted(re.findall(r"would destroy (\S+)", dry.stdout)) == [
+        "pkcs11-conformance-aes", "pkcs11-conformance-left-behind",
+        "pkcs11-conformance-raw", "pkcs11-conformance-rsa", "pkcs11-conformance-rsa"], dry.stdout
+    assert sorted(re.findall(r"left (\S+): no entry of", dry.stdout)) == [
+        "pkcs11-conformance-customer-backup", "pkcs11-conformance-left-behind"], dry.stdout
+    assert len(token_objects()) == len(foreign) + 5
+
+    done = subprocess.run([*CLI, "clean", str(vendor), "--output", str(out)],
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "5 object(s) left by earlier runs destroyed, 2 left" in done.stdout, done.stdout
+    assert token_objects() == foreign
