@@ -9,7 +9,7 @@ from pkcs11 import Attribute, KeyType, ObjectClass
 from conformance import keypolicy
 from conformance import raw as ck
 from conformance.names import mechanism
-from conformance.returncodes import CONDITIONS, judge
+from conformance.returncodes import WrongReturnCode, severity_of
 
 SERIAL, RW = ck.CKF_SERIAL_SESSION, ck.CKF_SERIAL_SESSION | ck.CKF_RW_SESSION
 SHA256 = int(mechanism("CKM_SHA256"))
@@ -17,6 +17,7 @@ AES_ECB = int(mechanism("CKM_AES_ECB"))
 AES_KEY_GEN = int(mechanism("CKM_AES_KEY_GEN"))
 AES_KEY_WRAP = int(mechanism("CKM_AES_KEY_WRAP"))
 SHA256_RSA_PKCS = int(mechanism("CKM_SHA256_RSA_PKCS"))
+RSA_PKCS = int(mechanism("CKM_RSA_PKCS"))
 RSA_KEY_PAIR_GEN = int(mechanism("CKM_RSA_PKCS_KEY_PAIR_GEN"))
 EC_KEY_PAIR_GEN = int(mechanism("CKM_EC_KEY_PAIR_GEN"))
 CKA_CLASS = int(Attribute.CLASS)
@@ -56,21 +57,6 @@ def claimed_bits(target, *mechanisms, preferred):
     if not common or preferred in common:
         return preferred
     return min(common)
-
-
-def private_key(raw, target, session):
-    """An RSA key pair of session objects, for CKM_SHA256_RSA_PKCS, whose private key has
-    CKA_PRIVATE true; returns the private key's handle."""
-    bits = claimed_bits(target, "CKM_RSA_PKCS_KEY_PAIR_GEN", "CKM_SHA256_RSA_PKCS",
-                        preferred=2048)
-    public = keypolicy.raw_usages({int(Attribute.TOKEN): keypolicy.on_token(),
-                                   int(Attribute.VERIFY): True,
-                                   int(Attribute.MODULUS_BITS): bits,
-                                   int(Attribute.PUBLIC_EXPONENT): b"\x01\x00\x01"}, "public")
-    private = keypolicy.raw_usages({int(Attribute.TOKEN): keypolicy.on_token(),
-                                    int(Attribute.PRIVATE): True, int(Attribute.SIGN): True,
-                                    int(Attribute.SENSITIVE): True}, "private")
-    return raw.generate_key_pair(session, RSA_KEY_PAIR_GEN, public, private)[1]
 
 
 def aes_key(raw, target, session, **attributes):
@@ -232,19 +218,19 @@ def call_raw(raw, function, started, inputs, size):
     return raw.call_inputs(function, started.session, inputs), 0, b""
 
 
-def refusal(condition, function, call, *args, what):
-    """For a check of a lower severity (strict, robustness): `call(*args)` must be refused.
-    CKR_OK fails with the check's own severity (its marker); a refusal is judged as every
-    code is (returncodes.judge: another permitted code is a `should` finding, a code the
-    function does not list a `must` one)."""
+def refusal(condition, function, call, *args, what, severity):
+    """For a check of a lower `severity` (strict, robustness; its marker says the same):
+    `call(*args)` must be refused with the code the spec names for `condition`. Any other
+    answer, CKR_OK included, is a finding of that severity and no higher: the call broke a
+    rule of the caller's, so it never decides a profile."""
     try:
         call(*args)
     except ck.CKRError as exc:
-        judge(function, condition, exc.name, what)
-        return
-    named = CONDITIONS[condition]
-    pytest.fail(f"{what} must return {' or '.join(named.codes)} ({named.clause}): "
-                "returned CKR_OK")
+        returned = exc.name
+    else:
+        returned = "CKR_OK"
+    if severity_of(function, condition, returned) is not None:
+        raise WrongReturnCode(function, condition, returned, severity, what)
 
 
 def restart(raw, function, started):

@@ -13,16 +13,17 @@ import pytest
 from pkcs11 import Attribute, ObjectClass
 
 from conformance.names import mechanism
-from conformance.suite import expect_code, one_of, refused
+from conformance.suite import expect_code
 from conformance.suites.errors.common import (
     AES_KEY_WRAP,
     CKA_CLASS,
+    RSA_PKCS,
     SERIAL,
     SHA256,
     SHA256_RSA_PKCS,
     aes_key,
     logged_in,
-    private_key,
+    rsa_pair,
     unissued,
 )
 
@@ -67,8 +68,8 @@ def test_invalid_session_handle_is_refused(raw, kind, function):
     CKR_SESSION_HANDLE_INVALID for a handle that is not a valid session at the call (a
     closed session, or one never opened), before any other error."""
     handle = bad_session(raw, kind)
-    refused("CKR_SESSION_HANDLE_INVALID", f"{function} on a {kind} session handle",
-            SESSION_CALLS[function], raw, handle)
+    expect_code("session-handle-invalid", function, SESSION_CALLS[function], raw, handle,
+                what=f"{function} on a {kind} session handle")
 
 
 # -- object and key handles --------------------------------------------------------------
@@ -111,8 +112,8 @@ def test_invalid_object_handle_is_refused(raw, kind, function):
     gives CKR_OBJECT_HANDLE_INVALID, the only handle error these functions list."""
     session = logged_in(raw)
     handle = bad_object(raw, session, kind)
-    refused("CKR_OBJECT_HANDLE_INVALID", f"{function} with a {kind} object handle",
-            OBJECT_CALLS[function], raw, session, handle)
+    expect_code("object-handle-invalid", function, OBJECT_CALLS[function], raw, session,
+                handle, what=f"{function} with a {kind} object handle")
 
 
 def digest_key(raw, session, key):
@@ -194,28 +195,30 @@ def test_invalid_slot_id_is_refused(raw, function):
     """PKCS#11 v2.40 base §5.5.1 C_GetSlotList, §5.1.6: a slot id that C_GetSlotList
     (with or without a token present) does not list gives CKR_SLOT_ID_INVALID."""
     slot = unissued(raw.get_slot_list(False))
-    refused("CKR_SLOT_ID_INVALID", f"{function} with slot id {slot:#x}, which "
-            "C_GetSlotList does not list", SLOT_CALLS[function], raw, slot)
+    expect_code("slot-id-invalid", function, SLOT_CALLS[function], raw, slot,
+                what=f"{function} with slot id {slot:#x}, which C_GetSlotList does not list")
 
 
 # -- private object handles and C_Logout -------------------------------------------------
 
-# What the invalidated handle of a private key gives, per function: while logged out, and
-# after the user logged in again. C_GetAttributeValue lists no CKR_USER_NOT_LOGGED_IN.
-# C_SignInit lists both codes, and while logged out both apply (a private key used in a
-# public session), so by §5.1.7 either may come; after a new login only the handle is bad.
+# The condition the invalidated handle of a private key meets, per function: while logged
+# out, and after the user logged in again. C_GetAttributeValue lists no
+# CKR_USER_NOT_LOGGED_IN. The Inits list both codes, and while logged out both apply (a
+# private key used in a public session), so by §5.1.7 either may come; after a new login
+# only the handle is bad.
 PRIVATE_HANDLE_CALLS = {
-    "C_GetAttributeValue": (
-        ("CKR_OBJECT_HANDLE_INVALID",), ("CKR_OBJECT_HANDLE_INVALID",),
-        lambda raw, h, key: raw.get_attribute_ulong(h, key, CKA_CLASS)),
-    "C_SignInit": (
-        ("CKR_KEY_HANDLE_INVALID", "CKR_USER_NOT_LOGGED_IN"), ("CKR_KEY_HANDLE_INVALID",),
-        lambda raw, h, key: raw.sign_init(h, SHA256_RSA_PKCS, key)),
+    "C_DecryptInit": ("private-key-after-logout", "key-handle-invalid",
+                      lambda raw, h, key: raw.decrypt_init(h, RSA_PKCS, key)),
+    "C_GetAttributeValue": ("object-handle-invalid", "object-handle-invalid",
+                            lambda raw, h, key: raw.get_attribute_ulong(h, key, CKA_CLASS)),
+    "C_SignInit": ("private-key-after-logout", "key-handle-invalid",
+                   lambda raw, h, key: raw.sign_init(h, SHA256_RSA_PKCS, key)),
 }
 # Parameter marks come after the test's own marks, so each case names its mechanisms
 # itself: the one under test first, then the key pair generation it needs.
 KEY_PAIR_GEN = pytest.mark.mechanism("CKM_RSA_PKCS_KEY_PAIR_GEN")
 PRIVATE_HANDLE_FUNCTIONS = pytest.mark.parametrize("function", [
+    param("C_DecryptInit", pytest.mark.mechanism("CKM_RSA_PKCS"), KEY_PAIR_GEN),
     param("C_GetAttributeValue", KEY_PAIR_GEN),
     param("C_SignInit", pytest.mark.mechanism("CKM_SHA256_RSA_PKCS"), KEY_PAIR_GEN),
 ])
@@ -225,17 +228,18 @@ PRIVATE_HANDLE_FUNCTIONS = pytest.mark.parametrize("function", [
 @pytest.mark.function("C_Logout")
 @pytest.mark.function("C_GenerateKeyPair")
 def test_logout_invalidates_private_key_handle(raw, target, function):
-    """PKCS#11 v2.40 base §5.6.8 C_Logout, §5.7.5 C_GetAttributeValue, §5.11.1
-    C_SignInit: after C_Logout the application's handles to private objects are invalid
-    (and private session objects destroyed), so C_GetAttributeValue gives
-    CKR_OBJECT_HANDLE_INVALID and C_SignInit CKR_KEY_HANDLE_INVALID or
-    CKR_USER_NOT_LOGGED_IN (both listed, both apply, §5.1.7 lets the module pick)."""
+    """PKCS#11 v2.40 base §5.6.8 C_Logout, §5.7.5 C_GetAttributeValue, §5.9.1
+    C_DecryptInit, §5.11.1 C_SignInit: after C_Logout the application's handles to
+    private objects are invalid (and private session objects destroyed), so
+    C_GetAttributeValue gives CKR_OBJECT_HANDLE_INVALID and the Inits
+    CKR_KEY_HANDLE_INVALID or CKR_USER_NOT_LOGGED_IN (both listed, both apply, §5.1.7 lets
+    the module pick)."""
     logged_out, _, call = PRIVATE_HANDLE_CALLS[function]
     session = logged_in(raw)
-    key = private_key(raw, target, session)
+    key = rsa_pair(raw, target, session)[1]
     raw.logout(session)
-    one_of(logged_out, f"{function} with the handle of a private key after C_Logout",
-           call, raw, session, key)
+    expect_code(logged_out, function, call, raw, session, key,
+                what=f"{function} with the handle of a private key after C_Logout")
 
 
 @PRIVATE_HANDLE_FUNCTIONS
@@ -244,11 +248,12 @@ def test_logout_invalidates_private_key_handle(raw, target, function):
 def test_private_key_handle_stays_invalid_after_new_login(raw, target, function):
     """PKCS#11 v2.40 base §5.6.8 C_Logout: handles to private objects that C_Logout
     invalidated stay invalid even when the user logs in again, so C_GetAttributeValue
-    gives CKR_OBJECT_HANDLE_INVALID and C_SignInit CKR_KEY_HANDLE_INVALID."""
+    gives CKR_OBJECT_HANDLE_INVALID and the Inits CKR_KEY_HANDLE_INVALID."""
     _, logged_in_again, call = PRIVATE_HANDLE_CALLS[function]
     session = logged_in(raw)
-    key = private_key(raw, target, session)
+    key = rsa_pair(raw, target, session)[1]
     raw.logout(session)
     raw.login_user(session)
-    one_of(logged_in_again, f"{function} with the handle of a private key from before "
-           "C_Logout, after a new C_Login", call, raw, session, key)
+    expect_code(logged_in_again, function, call, raw, session, key,
+                what=f"{function} with the handle of a private key from before C_Logout, "
+                "after a new C_Login")

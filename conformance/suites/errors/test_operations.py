@@ -33,6 +33,7 @@ from conformance.suites.errors.common import (
 )
 
 SHA256_DIGEST = hashlib.sha256(DATA).digest()
+STRICT = "strict"
 
 
 # -- a second initialization while an operation is active ---------------------------------
@@ -53,7 +54,7 @@ def test_digest_init_while_digest_active_is_refused(raw):
         f"(SHA-256): got {got.hex()}, expected {SHA256_DIGEST.hex()}")
 
 
-@pytest.mark.severity("strict")
+@pytest.mark.severity(STRICT)
 @pytest.mark.function("C_FindObjectsInit")
 def test_find_objects_init_while_search_active_is_refused(raw):
     """PKCS#11 v2.40 base §5.7.7 C_FindObjectsInit, §5.1.6 CKR_OPERATION_ACTIVE: "at most
@@ -65,7 +66,8 @@ def test_find_objects_init_while_search_active_is_refused(raw):
     session = raw.open_session(raw.slot, SERIAL)
     raw.find_objects_init(session, {})
     refusal("operation-active", "C_FindObjectsInit", raw.find_objects_init, session, {},
-            what="a second C_FindObjectsInit while a search is active")
+            what="a second C_FindObjectsInit while a search is active",
+            severity=STRICT)
     succeeds("C_FindObjects after the refused C_FindObjectsInit", raw.find_objects_next,
              session, 16)
     succeeds("C_FindObjectsFinal after the refused C_FindObjectsInit",
@@ -223,7 +225,7 @@ MIXES = sorted([("C_DecryptUpdate", "C_Decrypt"), ("C_DigestUpdate", "C_Digest")
                 ("C_VerifyUpdate", "C_Verify")])
 
 
-@pytest.mark.severity("strict")
+@pytest.mark.severity(STRICT)
 @pytest.mark.parametrize(("update", "single"), [
     pytest.param(update, single, id=f"{update}-then-{single}",
                  marks=[*operation_marks(update), pytest.mark.function(single)])
@@ -251,7 +253,7 @@ def test_single_part_call_after_update_is_refused(raw, target, update, single):
 LOGOUT_CASES = ["C_Decrypt", "C_Encrypt", "C_Sign"]
 
 
-@pytest.mark.severity("strict")
+@pytest.mark.severity(STRICT)
 @pytest.mark.parametrize("function", [
     pytest.param(function, marks=[*operation_marks(function), pytest.mark.function("C_Logout")])
     for function in LOGOUT_CASES])
@@ -265,4 +267,5 @@ def test_operation_with_private_key_ends_at_logout(raw, target, function):
     raw.logout(started.session)
     refusal("operation-after-logout", function, run, raw, function, started,
             valid_inputs(function, started),
-            what=f"{function} with a private key, initialized before C_Logout")
+            what=f"{function} with a private key, initialized before C_Logout",
+            severity=STRICT)

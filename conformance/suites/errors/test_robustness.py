@@ -24,7 +24,8 @@ from conformance.suites.errors.common import (
     valid_inputs,
 )
 
-pytestmark = pytest.mark.severity("robustness")
+SEVERITY = "robustness"
+pytestmark = pytest.mark.severity(SEVERITY)
 
 HUGE = 2 ** 64 - 1  # the largest CK_ULONG on LP64; not a whole number of any block
 
@@ -59,7 +60,8 @@ def test_null_input_with_length_is_refused(raw, target, function):
         run(raw, "C_VerifyUpdate", started, valid_inputs("C_VerifyUpdate", started))
     inputs = null_first(function, started)
     refusal("arguments-bad", function, answer, raw, function, started, inputs,
-            what=f"{function} with a NULL input of length {inputs[0][1]}")
+            what=f"{function} with a NULL input of length {inputs[0][1]}",
+            severity=SEVERITY)
 
 
 # Calls outside an operation, as (function, arguments after the session handle).
@@ -83,7 +85,8 @@ def test_null_pointer_with_length_is_refused(raw, function):
         if rv != ck.CKR_OK:
             raise ck.CKRError(function, rv)
     refusal("arguments-bad", function, once,
-            what=f"{function} with a NULL pointer and length {NULL_CALLS[function][1]}")
+            what=f"{function} with a NULL pointer and length {NULL_CALLS[function][1]}",
+            severity=SEVERITY)
 
 
 # (function, condition): a length of 2^64 - 1, which the mechanism refuses from the length
@@ -104,7 +107,8 @@ def test_huge_input_length_is_refused(raw, target, function, condition):
     inputs = valid_inputs(function, started)
     inputs[-1] = (inputs[-1], HUGE)  # the data, or C_Verify's signature
     refusal(condition, function, answer, raw, function, started, inputs,
-            what=f"{function} with an input length of 2^64 - 1")
+            what=f"{function} with an input length of 2^64 - 1",
+            severity=SEVERITY)
 
 
 @pytest.mark.parametrize("function", [pytest.param(f, marks=operation_marks(f))
