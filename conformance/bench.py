@@ -40,7 +40,7 @@ from .crosscheck import (
 from .loading import REFERENCE_VENDOR, load_vendor, writable_directory
 from .model import Vendor
 from .names import mechanism
-from .target import Target, open_target
+from .target import Target, open_target, vendor_pin
 
 FORMAT = "pkcs11-conformance-bench/1"
 DATA = bytes(range(256)) * 4  # 1 KiB: the input of digests, MACs and ciphers
@@ -111,6 +111,8 @@ def _threads(text: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     vendor = load_vendor(args.vendor or REFERENCE_VENDOR, args.module)
+    if not vendor.token.provision:
+        vendor_pin(vendor)  # an unset or empty PIN is refused before anything else
     writable_directory(args.output / vendor.id)  # before the module is loaded, not after
     keypolicy.use(vendor.keys)
     target = open_target(vendor, threads=True)

@@ -201,10 +201,11 @@ class _Reader:
                 known = ", ".join(sorted(names.PARAMETERS))
                 self.fail(where, f"unknown parameter (known parameters: {known})")
             kind = names.PARAMETERS[param]
-            items = self.typed(values, where, list, f"a list of {kind.__name__} values")
+            one = {int: "an integer", str: "a string", bool: "true or false"}[kind]
+            items = self.typed(values, where, list, f"a list of values ({one} each)")
             allowed = names.ALLOWED_VALUES.get(param)
             for index, item in enumerate(items):
-                self.typed(item, f"{where}[{index}]", kind, f"a {kind.__name__}")
+                self.typed(item, f"{where}[{index}]", kind, one)
                 if allowed and item not in allowed:
                     self.fail(f"{where}[{index}]",
                               f"unknown value {item!r} (known: {', '.join(allowed)})")

@@ -65,7 +65,7 @@ VENDOR_MISTAKES = [
     ("key sizes not a list", "{key_sizes: [2048, 3072]}", "{key_sizes: 2048}",
      "claims.CKM_RSA_PKCS_KEY_PAIR_GEN.key_sizes", "expected a list"),
     ("key size of wrong type", "[2048, 3072]", "[2048, big]",
-     "claims.CKM_RSA_PKCS_KEY_PAIR_GEN.key_sizes[1]", "expected a int, got a string"),
+     "claims.CKM_RSA_PKCS_KEY_PAIR_GEN.key_sizes[1]", "expected an integer, got a string"),
     ("unknown claim parameter", "{key_sizes: [2048, 3072]}", "{modulus: [2048]}",
      "claims.CKM_RSA_PKCS_KEY_PAIR_GEN.modulus", "unknown parameter"),
     ("unknown curve", "CKM_SHA256: {}", "CKM_ECDSA: {curves: [p256]}",
@@ -97,6 +97,28 @@ VENDOR_MISTAKES = [
     ("claims not a mapping",
      "  CKM_SHA256: {}\n  CKM_RSA_PKCS_KEY_PAIR_GEN: {key_sizes: [2048, 3072]}\n",
      "  - CKM_SHA256\n", "claims", "expected a mapping, got a list"),
+    # Ranges: impossible values are refused here, not blamed on the module later.
+    ("timeout not a number (NaN)", "title: ACME HSM", "title: ACME HSM\ntimeout_seconds: .nan",
+     "timeout_seconds", "got nan"),
+    ("timeout infinite", "title: ACME HSM", "title: ACME HSM\ntimeout_seconds: .inf",
+     "timeout_seconds", "got inf"),
+    ("timeout beyond a day", "title: ACME HSM", "title: ACME HSM\ntimeout_seconds: 1.0e+300",
+     "timeout_seconds", "up to 86400, got 1e+300"),
+    ("key size beyond CK_ULONG", "[2048, 3072]", "[2048, 1000000000000000000000000000000]",
+     "claims.CKM_RSA_PKCS_KEY_PAIR_GEN.key_sizes[1]", "got an integer of 100 bits"),
+    ("AES key size not an AES key size", "CKM_SHA256: {}", "CKM_AES_ECB: {key_sizes: [64]}",
+     "claims.CKM_AES_ECB.key_sizes[0]", "one of 128, 192, 256 bits"),
+    ("GCM tag longer than 128 bits", "CKM_SHA256: {}", "CKM_AES_GCM: {tag_bits: [129]}",
+     "claims.CKM_AES_GCM.tag_bits[0]", "between 1 and 128, got 129"),
+    ("even public exponent", "[2048, 3072]}", "[2048, 3072], public_exponents: [4]}",
+     "claims.CKM_RSA_PKCS_KEY_PAIR_GEN.public_exponents[0]", "is even"),
+    ("re-initialization interval endless", "title: ACME HSM",
+     "title: ACME HSM\nkeys: {reinitialize_every: 99999999999}", "keys.reinitialize_every",
+     "up to 1000000, got 99999999999"),
+    ("nesting deeper than the bound", "claims:\n", "x: " + "[" * 200 + "]" * 200 + "\nclaims:\n",
+     "", "nested deeper than 32 levels"),
+    ("a number too long to read", "title: ACME HSM", "title: ACME HSM\ntimeout_seconds: "
+     + "1" * 4500, "", "not valid YAML"),
 ]
 
 
@@ -207,3 +229,52 @@ def test_every_committed_vendor_file_loads(path):
     for deviation in vendor.known_deviations:
         assert deviation.observed.code or deviation.observed.message, deviation
         assert len(deviation.reason.split()) >= 5, deviation  # a sentence, not a token
+
+
+def test_pin_typed_as_the_variable_name_is_not_echoed(write):
+    path = write("acme-hsm.yaml", GOOD_VENDOR.replace("user_pin_env: PKCS11_USER_PIN",
+                                                      "user_pin_env: '31415926'"))
+    with pytest.raises(ConfigError) as caught:
+        load_vendor(path)
+    assert caught.value.key == "token.user_pin_env" and "31415926" not in str(caught.value)
+
+
+@pytest.mark.parametrize("name", ["acme-hsm.yml.txt", "acme-hsm", "acme-hsm.json"])
+def test_vendor_file_of_another_name_is_refused_not_skipped(write, name):
+    path = write(name, GOOD_VENDOR)
+    with pytest.raises(ConfigError, match="not a YAML file: name it <id>.yaml"):
+        load_vendor(path)
+
+
+def test_file_larger_than_the_bound_is_refused_unread(write):
+    from conformance.loading import MAX_FILE_BYTES
+
+    path = write("acme-hsm.yaml", GOOD_VENDOR + "#" * MAX_FILE_BYTES)
+    with pytest.raises(ConfigError, match="larger than"):
+        load_vendor(path)
+
+
+def test_committed_profiles_and_vendor_claims_are_within_the_bounds():
+    """The bounds refuse impossible values, never a real declaration's."""
+    from conformance.loading import available_profiles
+
+    for path in available_profiles().values():
+        load_profile(path)
+    for path in sorted((REPO / "vendors").glob("*.yaml")):
+        try:
+            load_vendor(path)
+        except ConfigError as exc:
+            assert exc.key == "module.path", exc
+
+
+def test_output_directory_is_checked_before_anything_runs(tmp_path):
+    from conformance.loading import writable_directory
+
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ConfigError, match="--output: .* is an existing file"):
+        writable_directory(tmp_path / "file")
+    with pytest.raises(ConfigError, match="-o: .* is not a writable directory"):
+        writable_directory(tmp_path / "file" / "below", "-o")
+    assert writable_directory(tmp_path / "new" / "dir").is_dir()
+    assert list((tmp_path / "new" / "dir").iterdir()) == []  # the probe file is gone
+
