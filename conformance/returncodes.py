@@ -825,6 +825,17 @@ CONDITIONS: dict[str, Condition] = {
         ("CKR_MECHANISM_PARAM_INVALID",),
         "PKCS#11 v2.40 §5.1.6, CKR_MECHANISM_PARAM_INVALID (\"which parameter values are "
         "supported ... can vary from token to token\")"),
+    "ctr-counter-overflow": Condition(
+        ("CKR_DATA_LEN_RANGE", "CKR_MECHANISM_PARAM_INVALID"),
+        "PKCS#11 v2.40 curr, AES with Counter (an encrypt/decrypt that would overflow the "
+        "counter bits \"shall return CKR_DATA_LEN_RANGE\"), or §5.1.6 "
+        "CKR_MECHANISM_PARAM_INVALID at Init for a counter width the token does not support"),
+    "ctr-counter-overflow-decrypt": Condition(
+        ("CKR_DATA_LEN_RANGE", "CKR_ENCRYPTED_DATA_LEN_RANGE", "CKR_MECHANISM_PARAM_INVALID"),
+        "PKCS#11 v2.40 curr, AES with Counter (a decrypt that would overflow the counter bits "
+        "\"shall return CKR_DATA_LEN_RANGE\", a code §5.9.2 C_Decrypt does not list; its "
+        "CKR_ENCRYPTED_DATA_LEN_RANGE says the same of ciphertext), or §5.1.6 "
+        "CKR_MECHANISM_PARAM_INVALID at Init for a counter width the token does not support"),
     "key-type-inconsistent": Condition(
         ("CKR_KEY_TYPE_INCONSISTENT",),
         "PKCS#11 v2.40 §5.1.6, CKR_KEY_TYPE_INCONSISTENT (\"not the correct type of key to "
@@ -920,9 +931,10 @@ CONDITIONS: dict[str, Condition] = {
         "PKCS#11 v2.40 §4.1.1 rule 2 (\"should fail\" with CKR_ATTRIBUTE_VALUE_INVALID), "
         "§5.1.6"),
     "curve-not-supported": Condition(
-        ("CKR_CURVE_NOT_SUPPORTED",),
+        ("CKR_CURVE_NOT_SUPPORTED", "CKR_DOMAIN_PARAMS_INVALID"),
         "PKCS#11 v2.40 §5.1.6, CKR_CURVE_NOT_SUPPORTED (\"this curve is not supported by "
-        "this token\")"),
+        "this token\") and CKR_DOMAIN_PARAMS_INVALID (\"invalid or unsupported domain "
+        "parameters\"): both name it"),
     "trusted-set-by-user": Condition(
         ("CKR_ATTRIBUTE_READ_ONLY", "CKR_USER_NOT_LOGGED_IN"),
         "PKCS#11 v2.40 §4.10 footnote 10 (CKA_TRUSTED can only be set to CK_TRUE by the SO; "
@@ -1045,13 +1057,20 @@ CONDITIONS: dict[str, Condition] = {
 }
 
 
-def permitted(function: str) -> frozenset[str]:
-    """The return values `function` may give in v2.40 or 3.x; every function may give the
-    universal ones."""
-    return RETURN_VALUES.get(function, UNIVERSAL) | V3_ADDITIONS.get(function, frozenset())
+# One function, or the functions one binding call makes (python-pkcs11's sign() is
+# C_SignInit and C_Sign): a code any of them may return is permitted.
+Functions = str | tuple[str, ...]
 
 
-def severity_of(function: str, condition: str, returned: str) -> Severity | None:
+def permitted(function: Functions) -> frozenset[str]:
+    """The return values `function` (or any of the functions) may give in v2.40 or 3.x;
+    every function may give the universal ones."""
+    names = (function,) if isinstance(function, str) else function
+    return frozenset().union(*(RETURN_VALUES.get(name, UNIVERSAL)
+                               | V3_ADDITIONS.get(name, frozenset()) for name in names))
+
+
+def severity_of(function: Functions, condition: str, returned: str) -> Severity | None:
     """None when `returned` is what the spec names for `condition`; else the severity of
     the finding (see the module docstring)."""
     if returned in CONDITIONS[condition].codes:
@@ -1075,17 +1094,18 @@ class WrongReturnCode(UnexpectedReturn):
     Carries what a report and a known deviation need as fields, not as text: the
     function, the condition, the codes named, the code returned and the severity."""
 
-    def __init__(self, function: str, condition: str, returned: str, severity: Severity,
-                 what: str = "") -> None:
+    def __init__(self, function: Functions, condition: str, returned: str,
+                 severity: Severity, what: str = "") -> None:
         named = CONDITIONS[condition]
-        self.function, self.condition, self.returned = function, condition, returned
+        self.function = function if isinstance(function, str) else "/".join(function)
+        self.condition, self.returned = condition, returned
         self.expected, self.clause, self.severity = named.codes, named.clause, severity
-        subject = what or function
+        subject = what or self.function
         super().__init__(f"{subject} must return {' or '.join(named.codes)} "
                          f"({named.clause}): returned {returned}")
 
 
-def judge(function: str, condition: str, returned: str, what: str = "") -> None:
+def judge(function: Functions, condition: str, returned: str, what: str = "") -> None:
     """Raise WrongReturnCode unless `returned` is the code the spec names for `condition`.
 
     `what` describes the call for the message, e.g. "C_SignInit(CKM_ECDSA) with an AES key";
