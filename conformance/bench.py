@@ -444,16 +444,27 @@ def attach(results: dict[str, Any], path: Path, this_host_only: bool = False) ->
     `this_host_only`: figures measured on another machine (say, committed ones) are not
     shown beside a fresh run."""
     bench = path.parent / "bench.json"
-    if bench.exists():
-        document = json.loads(bench.read_text())
+    if not bench.exists():
+        return results
+    problem: str | None
+    try:
+        document = json.loads(bench.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as exc:
+        document, problem = None, f"not a readable JSON file ({str(exc).split(';')[0]})"
+    else:
         problem = _shape_problem(document)
-        if problem:
-            raise ValueError(f"{bench}: {problem}")
-        host = document["run_info"]["host"].get("platform")
-        if document["format"] == FORMAT and (not this_host_only
-                                             or host == platform.platform()):
-            return {**results, "bench": document}
-    return results
+    if problem and this_host_only:  # a fresh run is reported without these figures
+        print(f"pkcs11-conformance: {bench}: left out of the report: {problem}",
+              file=sys.stderr)
+        return results
+    if problem:
+        raise ValueError(f"{bench}: {problem}")
+    if document["format"] != FORMAT:  # another format's figures are not shown
+        return results
+    host = document["run_info"]["host"].get("platform")
+    if this_host_only and host != platform.platform():
+        return results
+    return {**results, "bench": document}
 
 
 def _shape_problem(document: Any) -> str | None:
