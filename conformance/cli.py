@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -173,6 +174,8 @@ def _parser() -> argparse.ArgumentParser:
         prog="pkcs11-conformance",
         description="PKCS#11 interoperability conformance suite.")
     parser.add_argument("--version", action="version", version=__version__)
+    parser.add_argument("--debug", action="store_true",
+                        help="with a mistake's one line, its traceback too (before the command)")
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser(
         "run", help="run the suites against vendor modules (default: SoftHSM2 reference)",
@@ -465,6 +468,8 @@ def _report(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    debug = argv[:1] == ["--debug"]  # only before the command: pytest has its own --debug
+    argv = argv[debug:]
     parser = _parser()
     if argv[:1] in (["run"], ["interop"], ["replay"]) and not {"-h", "--help"} & set(argv):
         ours, pytest_args = _split(argv)
@@ -500,6 +505,8 @@ def main(argv: list[str] | None = None) -> int:
             return onboarding.run(args)
         return _report(args)
     except (ConfigError, TargetError, profile_cases.CaseError) as exc:
+        if debug:
+            traceback.print_exc()
         print(f"pkcs11-conformance: {exc}", file=sys.stderr)
         return USAGE_ERROR
     except Interrupted as stop:

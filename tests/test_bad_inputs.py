@@ -489,3 +489,12 @@ def test_a_vendor_id_climbing_out_of_the_output_writes_nowhere(tmp_path):
     before = sorted(tmp_path.rglob("*"))
     assert cli.main(["report", str(path), "-o", str(tmp_path / "a" / "b" / "out")]) == 2
     assert sorted(tmp_path.rglob("*")) == before
+
+
+def test_debug_adds_the_traceback_to_the_same_line(tmp_path, capsys):
+    argv = ["run", str(tmp_path / "acme-hsm.yml.txt")]
+    assert cli.main(argv) == 2
+    line = capsys.readouterr().err
+    assert cli.main(["--debug", *argv]) == 2
+    shown = capsys.readouterr().err
+    assert "Traceback" in shown and shown.endswith(line) and "Traceback" not in line
