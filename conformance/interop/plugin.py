@@ -33,7 +33,7 @@ from ..crosscheck import Keys
 from ..loading import ConfigError, load_vendor
 from ..model import Decision, Value, Vendor, decide
 from ..plugin import PAYLOAD, Recorder, deviation_payload, make_run_dir, watch_time
-from ..target import Secret, Target, TargetError, open_target
+from ..target import Secret, Target, TargetError, WrongPin, open_target
 
 TESTS_DIR = Path(__file__).parent
 # Set by the controller for its workers: which vendors take part, and the environment each
@@ -135,7 +135,7 @@ def pytest_configure(config: pytest.Config) -> None:
             try:
                 sides[vendor.id] = _open(vendor)
             except TargetError as exc:
-                if not _controller(config) or len(files) == 1 or "CKR_PIN_INCORRECT" in str(exc):
+                if not _controller(config) or len(files) == 1 or isinstance(exc, WrongPin):
                     raise
                 not_run[vendor.id] = str(exc)
                 del vendors[vendor.id]
