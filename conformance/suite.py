@@ -38,6 +38,11 @@ _FIXED_TEXTS = {
 }
 
 
+# The PKCS#11 calls one python-pkcs11 call makes, for judging the code it gives.
+SIGN = ("C_SignInit", "C_Sign")
+ENCRYPT = ("C_EncryptInit", "C_Encrypt")
+DECRYPT = ("C_DecryptInit", "C_Decrypt")
+
 NOT_APPLICABLE = "not applicable: "
 # Every token object a run creates has a CKA_LABEL starting with this, so
 # `pkcs11-conformance clean` can remove exactly those after an interrupted run.

@@ -17,7 +17,7 @@ from pkcs11.exceptions import PKCS11Error
 
 from conformance.crosscheck import Keys
 from conformance.names import mechanism
-from conformance.suite import expect_refusal, returned
+from conformance.suite import DECRYPT, ENCRYPT, expect_refusal, returned
 from conformance.suites.encrypt.encryption import (
     module_decrypt,
     module_encrypt,
@@ -272,7 +272,7 @@ def test_aes_encrypt_unaligned_input_is_refused(aes_key, mechanism_name, key_bit
     """PKCS#11 v2.40 curr, AES-ECB and AES-CBC: the input length must be a multiple of the
     block size; otherwise C_Encrypt returns CKR_DATA_LEN_RANGE (base §5.1 return values)."""
     _, param, _ = mode_of(mechanism_name)
-    expect_refusal("data-len-range", "C_Encrypt", aes_key(key_bits).encrypt, PLAINTEXT[:17],
+    expect_refusal("data-len-range", ENCRYPT, aes_key(key_bits).encrypt, PLAINTEXT[:17],
                    what=f"C_Encrypt({mechanism_name}) of 17 bytes",
                    mechanism=mechanism(mechanism_name), mechanism_param=param)
 
@@ -286,7 +286,7 @@ def test_aes_decrypt_unaligned_ciphertext_is_refused(aes_key, mechanism_name, ke
     CKR_ENCRYPTED_DATA_LEN_RANGE or CKR_ENCRYPTED_DATA_INVALID (base §5.9.2 C_Decrypt: for
     ciphertext of an inappropriate length either may be returned)."""
     _, param, _ = mode_of(mechanism_name)
-    expect_refusal("encrypted-data-len-range", "C_Decrypt", aes_key(key_bits).decrypt,
+    expect_refusal("encrypted-data-len-range", DECRYPT, aes_key(key_bits).decrypt,
                    PLAINTEXT[:17], what=f"C_Decrypt({mechanism_name}) of 17 bytes",
                    mechanism=mechanism(mechanism_name), mechanism_param=param)
 
@@ -419,7 +419,7 @@ def test_aes_gcm_any_standard_tag_length_is_refused_or_right(aes_key, key_bits, 
     data = PLAINTEXT[:33]
     key = aes_key(key_bits)
     sealed = result_or_refusal(
-        "mechanism-param-invalid", "C_EncryptInit",
+        "mechanism-param-invalid", ENCRYPT,
         f"C_Encrypt(CKM_AES_GCM, ulTagBits={tag_length})", key.encrypt, data,
         mechanism=mechanism("CKM_AES_GCM"), mechanism_param=GCMParams(GCM_IV, AAD, tag_length))
     if sealed is None:

@@ -26,7 +26,7 @@ from conformance.crosscheck import (
 from conformance.model import parameter_values
 from conformance.names import mechanism
 from conformance.plugin import RUN
-from conformance.suite import expect_refusal, returned
+from conformance.suite import DECRYPT, ENCRYPT, expect_refusal, returned
 from conformance.suites.encrypt.encryption import (
     module_decrypt,
     module_encrypt,
@@ -148,7 +148,7 @@ def test_rsa_pkcs_encrypt_too_long_data_is_refused(foreign_pair, key_bits):
     data gives CKR_DATA_LEN_RANGE (base §5.1 return values)."""
     _, public = foreign_pair(key_bits)
     k = modulus_bytes(public)
-    expect_refusal("data-len-range", "C_Encrypt", public.encrypt, MESSAGE[:k - 10],
+    expect_refusal("data-len-range", ENCRYPT, public.encrypt, MESSAGE[:k - 10],
                    what=f"C_Encrypt(CKM_RSA_PKCS) of k - 10 = {k - 10} bytes",
                    mechanism=mechanism("CKM_RSA_PKCS"))
 
@@ -162,7 +162,7 @@ def test_rsa_pkcs_decrypt_wrong_length_is_refused(keys, key_bits):
     C_Decrypt: for ciphertext of an inappropriate length either may be returned)."""
     public, private = keys.rsa(key_bits)
     k = modulus_bytes(public)
-    expect_refusal("encrypted-data-len-range", "C_Decrypt", private.decrypt,
+    expect_refusal("encrypted-data-len-range", DECRYPT, private.decrypt,
                    b"\x01" * (k + 1), what=f"C_Decrypt(CKM_RSA_PKCS) of k + 1 = {k + 1} bytes",
                    mechanism=mechanism("CKM_RSA_PKCS"))
 
@@ -184,7 +184,7 @@ def test_rsa_oaep_encrypt_decrypts_with_cryptography(foreign_pair, key_bits, has
     capacity = oaep_capacity(k, hash_name)
     what = f"C_Encrypt(CKM_RSA_PKCS_OAEP, {hash_name})"
     if capacity < 1:  # no room for a message: a correct module refuses
-        expect_refusal("key-too-short-for-oaep-encrypt", "C_Encrypt", public.encrypt,
+        expect_refusal("key-too-short-for-oaep-encrypt", ENCRYPT, public.encrypt,
                        MESSAGE[:1], what=f"{what} of 1 byte with a {key_bits}-bit key",
                        mechanism=mechanism("CKM_RSA_PKCS_OAEP"),
                        mechanism_param=oaep_param(hash_name))
@@ -216,7 +216,7 @@ def test_rsa_oaep_decrypt_recovers_cryptography_plaintext(keys, key_bits, hash_n
     k = modulus_bytes(public)
     capacity = oaep_capacity(k, hash_name)
     if capacity < 1:  # no valid ciphertext exists: a correct module refuses any input
-        expect_refusal("key-too-short-for-oaep-decrypt", "C_Decrypt", private.decrypt,
+        expect_refusal("key-too-short-for-oaep-decrypt", DECRYPT, private.decrypt,
                        b"\0" * (k - 1) + b"\x02",
                        what=f"C_Decrypt(CKM_RSA_PKCS_OAEP, {hash_name}) of k = {k} bytes",
                        mechanism=mechanism("CKM_RSA_PKCS_OAEP"),
@@ -239,7 +239,7 @@ def test_rsa_oaep_encryption_is_randomized(foreign_pair, key_bits, hash_name):
     CKR_DATA_LEN_RANGE or CKR_KEY_SIZE_RANGE, base §5.1.6)."""
     _, public = foreign_pair(key_bits)
     if oaep_capacity(modulus_bytes(public), hash_name) < 1:  # no room: must refuse
-        expect_refusal("key-too-short-for-oaep-encrypt", "C_Encrypt", public.encrypt,
+        expect_refusal("key-too-short-for-oaep-encrypt", ENCRYPT, public.encrypt,
                        MESSAGE[:1], what=f"C_Encrypt(CKM_RSA_PKCS_OAEP, {hash_name}) of 1 "
                        f"byte with a {key_bits}-bit key",
                        mechanism=mechanism("CKM_RSA_PKCS_OAEP"),
@@ -264,7 +264,7 @@ def test_rsa_oaep_encrypt_too_long_data_is_refused(foreign_pair, key_bits, hash_
     # With no room for any message (a hash too long for the key), C_EncryptInit may refuse
     # the key for these parameters instead (CKR_KEY_SIZE_RANGE, base §5.8).
     expect_refusal("key-too-short-for-oaep-encrypt" if capacity < 1 else "data-len-range",
-                   "C_Encrypt", public.encrypt, MESSAGE[:too_long],
+                   ENCRYPT, public.encrypt, MESSAGE[:too_long],
                    what=f"C_Encrypt(CKM_RSA_PKCS_OAEP, {hash_name}) of {too_long} bytes",
                    mechanism=mechanism("CKM_RSA_PKCS_OAEP"),
                    mechanism_param=oaep_param(hash_name))
@@ -283,7 +283,7 @@ def test_rsa_oaep_decrypt_wrong_length_is_refused(keys, key_bits, hash_name):
     k = modulus_bytes(public)
     no_room = oaep_capacity(k, hash_name) < 1
     expect_refusal("key-too-short-for-oaep-decrypt" if no_room
-                   else "encrypted-data-len-range", "C_Decrypt", private.decrypt,
+                   else "encrypted-data-len-range", DECRYPT, private.decrypt,
                    b"\x01" * (k + 1),
                    what=f"C_Decrypt(CKM_RSA_PKCS_OAEP, {hash_name}) of k + 1 = {k + 1} bytes",
                    mechanism=mechanism("CKM_RSA_PKCS_OAEP"),
@@ -318,7 +318,7 @@ def test_rsa_oaep_label_encrypt_is_refused_or_right(foreign_pair, labels_claimed
                                     oaep_param(hash_name, LABEL))
     else:
         ciphertext = result_or_refusal(
-            "mechanism-param-invalid", "C_EncryptInit", what, public.encrypt,
+            "mechanism-param-invalid", ENCRYPT, what, public.encrypt,
             MESSAGE[:16], mechanism=mechanism("CKM_RSA_PKCS_OAEP"),
             mechanism_param=oaep_param(hash_name, LABEL))
         if ciphertext is None:
@@ -349,12 +349,12 @@ def test_rsa_oaep_label_decrypt_is_refused_or_right(keys, labels_claimed, key_bi
                              oaep_param(hash_name, LABEL))
     else:  # None: a clean refusal, labels are not supported
         got = result_or_refusal(
-            "mechanism-param-invalid", "C_DecryptInit", what, private.decrypt, ciphertext,
+            "mechanism-param-invalid", DECRYPT, what, private.decrypt, ciphertext,
             mechanism=mechanism("CKM_RSA_PKCS_OAEP"),
             mechanism_param=oaep_param(hash_name, LABEL))
     if got is not None:
         assert got == MESSAGE[:16], f"{what} must return the message: got {got.hex()}"
-    expect_refusal("encrypted-data-invalid", "C_Decrypt", private.decrypt, ciphertext,
+    expect_refusal("encrypted-data-invalid", DECRYPT, private.decrypt, ciphertext,
                    what=f"C_Decrypt(CKM_RSA_PKCS_OAEP, {hash_name}) without the label the "
                    f"ciphertext was made with", mechanism=mechanism("CKM_RSA_PKCS_OAEP"),
                    mechanism_param=oaep_param(hash_name))
@@ -375,7 +375,7 @@ def test_rsa_oaep_any_hash_encrypt_is_refused_or_right(foreign_pair, oaep_hash):
     private, public = foreign_pair(PROBE_BITS)
     what = f"C_Encrypt(CKM_RSA_PKCS_OAEP, {oaep_hash})"
     ciphertext = result_or_refusal(
-        "mechanism-param-invalid", "C_EncryptInit", what, public.encrypt, MESSAGE[:16],
+        "mechanism-param-invalid", ENCRYPT, what, public.encrypt, MESSAGE[:16],
         mechanism=mechanism("CKM_RSA_PKCS_OAEP"), mechanism_param=oaep_param(oaep_hash))
     if ciphertext is None:
         return  # a clean refusal: this hash is not supported
@@ -399,7 +399,7 @@ def test_rsa_oaep_any_hash_decrypt_is_refused_or_right(keys, oaep_hash):
     public, private = keys.rsa(PROBE_BITS)
     ciphertext = oaep_encrypt(as_cryptography(public), MESSAGE[:16], oaep_hash)
     got = result_or_refusal(
-        "mechanism-param-invalid", "C_DecryptInit",
+        "mechanism-param-invalid", DECRYPT,
         f"C_Decrypt(CKM_RSA_PKCS_OAEP, {oaep_hash})", private.decrypt, ciphertext,
         mechanism=mechanism("CKM_RSA_PKCS_OAEP"), mechanism_param=oaep_param(oaep_hash))
     if got is None:

@@ -24,7 +24,7 @@ from conformance.crosscheck import (
 )
 from conformance.names import mechanism
 from conformance.returncodes import judge
-from conformance.suite import expect_refusal, returned
+from conformance.suite import SIGN, expect_refusal, returned
 from conformance.suites.sign.signing import (
     MESSAGE,
     assert_aes_key_refused,
@@ -96,7 +96,7 @@ def pss(hash_name, salt_length):
 def assert_salt_refused(key, data, name, params, what):
     """A salt that does not fit the modulus cannot give a valid signature: C_SignInit or
     C_Sign returns CKR_MECHANISM_PARAM_INVALID or CKR_KEY_SIZE_RANGE (base §5.1.6)."""
-    expect_refusal("pss-salt-too-long-for-key", "C_SignInit", key.sign, data,
+    expect_refusal("pss-salt-too-long-for-key", SIGN, key.sign, data,
                    what=f"{what} (the salt does not fit the modulus)",
                    mechanism=mechanism(name), mechanism_param=params)
 

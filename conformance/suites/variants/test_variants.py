@@ -41,7 +41,7 @@ from conformance.crosscheck import (
 )
 from conformance.names import mechanism
 from conformance.returncodes import judge
-from conformance.suite import expect_refusal, returned
+from conformance.suite import ENCRYPT, SIGN, expect_refusal, returned
 
 MESSAGE = bytes(i * 7 % 251 for i in range(1000))
 AAD = bytes.fromhex("feedfacedeadbeeffeedfacedeadbeefabaddad2")
@@ -261,7 +261,7 @@ def test_sign_rsa_pss_salt_beyond_maximum_is_refused(target, keys, own_session,
     salt = pss_max_salt(key_bits, hash_name) + 1
     private = keys.on(own_session, keys.rsa(key_bits)[1])
     data = digest(hash_name, MESSAGE) if PSS[mechanism_name] is None else MESSAGE
-    expect_refusal("pss-salt-too-long-for-key", "C_SignInit", private.sign, data,
+    expect_refusal("pss-salt-too-long-for-key", SIGN, private.sign, data,
                    what=f"C_Sign({mechanism_name}, hashAlg {hash_name}, sLen {salt}) with a "
                    f"{key_bits}-bit key (the largest salt that fits is {salt - 1} bytes)",
                    mechanism=mechanism(mechanism_name),
@@ -575,7 +575,7 @@ def test_encrypt_aes_gcm_empty_iv_is_refused(target, keys):
     mechanism parameter, CKR_MECHANISM_PARAM_INVALID (base §5.1.6)."""
     key, _, tag_bits = gcm_setup(target, keys)
     param = GcmParam(b"", AAD, tag_bits)
-    expect_refusal("mechanism-param-invalid", "C_EncryptInit", key.encrypt, PLAINTEXT,
+    expect_refusal("mechanism-param-invalid", ENCRYPT, key.encrypt, PLAINTEXT,
                    what=f"C_Encrypt(CKM_AES_GCM, ulIvLen 0, ulTagBits {tag_bits})",
                    mechanism=Mechanism.AES_GCM, mechanism_param=param.raw)
 
@@ -671,6 +671,6 @@ def test_encrypt_aes_ctr_counter_bits_out_of_range_is_refused(target, keys, coun
     CKR_MECHANISM_PARAM_INVALID"."""
     key = keys.secret(KeyType.AES, chosen(target, "CKM_AES_CTR", "key_sizes", 128))
     block = counter_block(64, 1)
-    expect_refusal("mechanism-param-invalid", "C_EncryptInit", key.encrypt, PLAINTEXT,
+    expect_refusal("mechanism-param-invalid", ENCRYPT, key.encrypt, PLAINTEXT,
                    what=f"C_Encrypt(CKM_AES_CTR, ulCounterBits {counter_bits}, outside 1..128)",
                    mechanism=Mechanism.AES_CTR, mechanism_param=ctr_param(counter_bits, block))
