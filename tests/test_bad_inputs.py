@@ -22,6 +22,7 @@ from conformance import cli, results
 from conformance.loading import MAX_FILE_BYTES, VENDOR_RESULTS, shape_problem
 
 ENTRY = Path(sys.executable).with_name("pkcs11-conformance")
+MODULE_FILE = str(Path(SOFTHSM2).resolve())  # as /proc/self/maps names it once loaded
 PIN = "98765432"  # a PIN typed where a variable name belongs: never echoed
 
 VENDOR = f"""\
@@ -408,6 +409,12 @@ def prepare(bad: Bad, tmp: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return [arg.replace("{tmp}", str(tmp)) for arg in bad.argv]
 
 
+def mapped() -> set[str]:
+    """The files mapped into this process (a loaded PKCS#11 module is one of them)."""
+    return {line.split()[-1] for line in Path("/proc/self/maps").read_text().splitlines()
+            if "/" in line}
+
+
 def check(bad: Bad, code: int | None, stderr: str, tmp: Path) -> None:
     assert code == 2, f"{bad.what}: exit {code}: {stderr}"
     assert "Traceback" not in stderr, stderr
@@ -434,11 +441,13 @@ def test_the_corpus_is_large_and_distinct():
 def test_bad_input_is_one_line_and_exit_2(bad, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     argv = prepare(bad, tmp_path, monkeypatch)
+    before = mapped()
     try:
         code: int | None = cli.main(argv)
     except SystemExit as exit_:  # argparse's own exit
         code = int(exit_.code) if exit_.code is not None else 0
     check(bad, code, capsys.readouterr().err, tmp_path)
+    assert MODULE_FILE not in mapped() - before, f"{bad.what}: the module was loaded"
     written = {p.name for p in tmp_path.rglob("*")} - set(bad.files)
     assert not written - {"out"}, f"{bad.what}: wrote {written}"
     if (tmp_path / "out").exists():
