@@ -186,6 +186,13 @@ def provoke(raw, function, started, error):
     return call(raw, function, started, inputs)[0]
 
 
+PROVOCATIONS = {
+    "data-len-range": "input of a length the mechanism does not take (15 bytes of "
+                      "CKM_AES_ECB, k bytes of CKM_RSA_PKCS)",
+    "null-input": "a NULL input pointer with a non-zero length",
+    "signature-invalid": "a signature whose last bit is flipped",
+    "signature-len-range": "a signature one byte short",
+}
 ENDING_ERRORS = [
     ("C_Decrypt", "data-len-range"), ("C_Decrypt", "null-input"),
     ("C_DecryptFinal", "data-len-range"), ("C_DecryptUpdate", "null-input"),
@@ -212,7 +219,7 @@ def test_error_ends_operation(raw, target, function, error):
     started = start(raw, target, function)
     got = provoke(raw, function, started, error)
     assert got not in ("CKR_OK", "CKR_BUFFER_TOO_SMALL"), (
-        f"{function} with {error} must fail (the error this check provokes): returned {got}")
+        f"{function} with {PROVOCATIONS[error]} must fail: returned {got}")
     expect_code("operation-not-initialized", function, run, raw, function, started,
                 valid_inputs(function, started),
                 what=f"{function} after {function} returned {got} ({error})")
