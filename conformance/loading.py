@@ -84,6 +84,11 @@ def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict
     seen: set[Any] = set()
     for key_node, _ in node.value:
         key = loader.construct_object(key_node)
+        if not isinstance(key, (str, int, float, bool, type(None))):
+            mark = key_node.start_mark
+            raise yaml.constructor.ConstructorError(
+                None, None, f"a key must be a plain value, not {_kind(key)} "
+                f"(line {mark.line + 1})", mark)
         if key in seen:
             mark = key_node.start_mark
             raise yaml.constructor.ConstructorError(
@@ -247,6 +252,13 @@ class _Reader:
         return dict(sorted(out.items()))
 
 
+def _given(data: Mapping[str, Any], key: str, empty: Any) -> Any:
+    """An optional key's value, `empty` when absent or null (a value of the wrong kind,
+    even an empty one, is left for the type check to refuse)."""
+    value = data.get(key)
+    return empty if value is None else value
+
+
 def _join(prefix: str, key: str) -> str:
     return f"{prefix}.{key}" if prefix else key
 
@@ -369,7 +381,7 @@ def load_vendor(path: str | Path, module_path: str | None = None) -> Vendor:
     label, token_uri = _token_name(reader, token, provision, str(resolved))
 
     deviations = []
-    for index, entry in enumerate(reader.typed(data.get("known_deviations") or [],
+    for index, entry in enumerate(reader.typed(_given(data, "known_deviations", []),
                                                "known_deviations", list, "a list")):
         where = f"known_deviations[{index}]"
         entry = reader.mapping(entry, where)
@@ -390,7 +402,7 @@ def load_vendor(path: str | Path, module_path: str | None = None) -> Vendor:
             or not math.isfinite(timeout) or not 0 < timeout <= MAX_TIMEOUT:
         reader.fail("timeout_seconds", f"expected a positive number of seconds up to "
                     f"{MAX_TIMEOUT:.0f}, got {shown(timeout)}")
-    policy = reader.mapping(data.get("keys") or {}, "keys")
+    policy = reader.mapping(_given(data, "keys", {}), "keys")
     reader.keys(policy, "keys", (), ("token_objects", "all_usages", "reinitialize_every"))
     for key in ("token_objects", "all_usages"):
         if key in policy:
@@ -410,14 +422,14 @@ def load_vendor(path: str | Path, module_path: str | None = None) -> Vendor:
         module=ModuleSpec(str(resolved), expect, reserved),
         token=TokenSpec(label, pin_envs["user_pin_env"], pin_envs.get("so_pin_env"), provision,
                         token_uri),
-        profiles=reader.names(data.get("profiles") or [], "profiles",
+        profiles=reader.names(_given(data, "profiles", []), "profiles",
                               frozenset(available_profiles()), "profile"),
-        functions=frozenset(reader.names(data.get("functions") or [], "functions",
+        functions=frozenset(reader.names(_given(data, "functions", []), "functions",
                                          names.FUNCTIONS, "function")),
         claims=reader.mechanisms(data["claims"], "claims"),
         known_deviations=tuple(deviations),
         timeout=float(timeout),
-        attributes=frozenset(reader.names(data.get("attributes") or [], "attributes",
+        attributes=frozenset(reader.names(_given(data, "attributes", []), "attributes",
                                           names.ATTRIBUTES, "attribute")),
         keys=KeyPolicy(**policy),
     )
@@ -465,7 +477,7 @@ def load_profile(path: str | Path) -> Profile:
     if both:
         reader.fail(f"optional.{both[0]}", "is also listed under required")
     areas = {}
-    for area, suites in reader.mapping(data.get("areas") or {}, "areas").items():
+    for area, suites in reader.mapping(_given(data, "areas", {}), "areas").items():
         items = reader.typed(suites, f"areas.{area}", list, "a list of suite areas")
         areas[str(area)] = tuple(str(s) for s in items)
     return Profile(
@@ -473,9 +485,9 @@ def load_profile(path: str | Path) -> Profile:
         title=reader.string(data, "title"),
         source=Path(path),
         reference=reader.string(data, "source"),
-        functions=frozenset(reader.names(data.get("functions") or [], "functions",
+        functions=frozenset(reader.names(_given(data, "functions", []), "functions",
                                          names.FUNCTIONS, "function")),
-        objects=frozenset(reader.names(data.get("objects") or [], "objects",
+        objects=frozenset(reader.names(_given(data, "objects", []), "objects",
                                        names.OBJECT_CLASSES, "object class")),
         required=required,
         optional=optional,
