@@ -1128,6 +1128,14 @@ class Module:
         output = b"" if buffer is None else buffer.raw[: min(length.value, allocated)]
         return rv, int(length.value), output
 
+    def call_without_length(self, name: str, h: int, inputs: list[Any], size: int) -> int:
+        """As call_into, with a buffer of ``size`` bytes but a NULL pointer for its length
+        (a robustness probe); returns the raw CK_RV."""
+        args: list[Any] = []
+        for item in inputs:
+            args += [item, len(item)] if isinstance(item, bytes) else list(item)
+        return self.call(name, h, *args, create_string_buffer(max(size, 1)), None)
+
     def wrap_key_into(self, h: int, mech: int, wrapping_key: int, key: int, size: Any
                       ) -> tuple[int, int, bytes]:
         """One C_WrapKey call (parameterless mechanism) with an output as in call_into."""

@@ -20,6 +20,7 @@ from conformance.suites.errors.common import (
     AES_ECB,
     BLOCK,
     DATA,
+    OUT,
     SERIAL,
     SHA256,
     aes_key,
@@ -160,6 +161,16 @@ def test_find_objects_final_without_active_search_is_refused(raw, state):
 def provoke(raw, function, started, error):
     """Make `function` fail in its started operation with `error`; returns the code."""
     signature = started.signature
+    if error == "null-length":  # a NULL pointer for the output's length: CKR_ARGUMENTS_BAD
+        if function in ("C_EncryptFinal", "C_DecryptFinal"):
+            update = function.replace("Final", "Update")
+            succeeds(update, call, raw, update, started, [BLOCK])
+        elif function.endswith("Final"):
+            update = function.replace("Final", "Update")
+            succeeds(update, call, raw, update, started, [DATA])
+        rv = raw.call_without_length(function, started.session,
+                                     valid_inputs(function, started), OUT)
+        return ck.ckr_name(rv)
     if error == "null-input":  # a NULL pointer with a length: CKR_ARGUMENTS_BAD
         inputs = valid_inputs(function, started)
         if function == "C_Verify":
@@ -190,16 +201,21 @@ PROVOCATIONS = {
     "data-len-range": "input of a length the mechanism does not take (15 bytes of "
                       "CKM_AES_ECB, k bytes of CKM_RSA_PKCS)",
     "null-input": "a NULL input pointer with a non-zero length",
+    "null-length": "a NULL pointer for the output's length",
     "signature-invalid": "a signature whose last bit is flipped",
     "signature-len-range": "a signature one byte short",
 }
 ENDING_ERRORS = [
     ("C_Decrypt", "data-len-range"), ("C_Decrypt", "null-input"),
-    ("C_DecryptFinal", "data-len-range"), ("C_DecryptUpdate", "null-input"),
-    ("C_Digest", "null-input"), ("C_DigestUpdate", "null-input"),
+    ("C_DecryptFinal", "data-len-range"), ("C_DecryptFinal", "null-length"),
+    ("C_DecryptUpdate", "null-input"),
+    ("C_Digest", "null-input"), ("C_DigestFinal", "null-length"),
+    ("C_DigestUpdate", "null-input"),
     ("C_Encrypt", "data-len-range"), ("C_Encrypt", "null-input"),
-    ("C_EncryptFinal", "data-len-range"), ("C_EncryptUpdate", "null-input"),
-    ("C_Sign", "data-len-range"), ("C_Sign", "null-input"), ("C_SignUpdate", "null-input"),
+    ("C_EncryptFinal", "data-len-range"), ("C_EncryptFinal", "null-length"),
+    ("C_EncryptUpdate", "null-input"),
+    ("C_Sign", "data-len-range"), ("C_Sign", "null-input"), ("C_SignFinal", "null-length"),
+    ("C_SignUpdate", "null-input"),
     ("C_Verify", "null-input"), ("C_Verify", "signature-invalid"),
     ("C_Verify", "signature-len-range"), ("C_VerifyFinal", "signature-invalid"),
     ("C_VerifyFinal", "signature-len-range"), ("C_VerifyUpdate", "null-input"),

@@ -64,6 +64,31 @@ def test_null_input_with_length_is_refused(raw, target, function):
             severity=SEVERITY)
 
 
+NULL_LENGTH = sorted(["C_Decrypt", "C_DecryptFinal", "C_Digest", "C_DigestFinal", "C_Encrypt",
+                      "C_EncryptFinal", "C_Sign", "C_SignFinal"])
+
+
+@pytest.mark.parametrize("function", [pytest.param(f, marks=operation_marks(f))
+                                      for f in NULL_LENGTH])
+def test_null_output_length_pointer_is_refused(raw, target, function):
+    """PKCS#11 v2.40 base §5.1.6 CKR_ARGUMENTS_BAD, §5.2: the pointer to the output's
+    length may not be NULL (the convention reads and writes it); a NULL one gives
+    CKR_ARGUMENTS_BAD instead of a write through it."""
+    started = start(raw, target, function)
+    if function.endswith("Final"):
+        update = function.replace("Final", "Update")
+        run(raw, update, started, valid_inputs(update, started))
+
+    def once():
+        rv = raw.call_without_length(function, started.session,
+                                     valid_inputs(function, started), OUT)
+        if rv != ck.CKR_OK:
+            raise ck.CKRError(function, rv)
+    refusal("arguments-bad", function, once,
+            what=f"{function} with a NULL pointer for the output's length",
+            severity=SEVERITY)
+
+
 # Calls outside an operation, as (function, arguments after the session handle).
 NULL_CALLS = {
     "C_FindObjectsInit": (None, 1),  # a NULL template with one attribute
