@@ -44,13 +44,14 @@ from .provisioning import RUN_DIR_ENV
 from .raw import CKRError
 from .returncodes import SEVERITIES, Severity, UnexpectedReturn
 from .suite import returned
-from .target import Target, TargetError, open_target
+from .target import Target, TargetError, WrongPin, open_target
 
 SUITES_DIR = Path(__file__).parent / "suites"
 PAYLOAD = "pkcs11_conformance"
 # What a failing call measured (returned code, severity, the known deviation's match),
 # carried beside the payload from the process that ran the case to the one that records.
 OUTCOME = "pkcs11_conformance_outcome"
+STOPPED = "pkcs11_conformance_stopped"  # why a worker stopped the run (a refused PIN)
 # Known deviations for these areas are matched in interop runs (conformance.interop).
 INTEROP_AREAS = ("pairwise/", "clients/")
 TIMEOUTS_ENV = "PKCS11_CONFORMANCE_TIMEOUTS"  # key of the case metadata carried in user_properties
@@ -477,6 +478,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     XFAIL only when the failure shows what the deviation declares; any other failure
     stays a FAIL with the declaration beside it; a pass is an XPASS."""
     report: pytest.TestReport = yield
+    if call.excinfo is not None and isinstance(call.excinfo.value, WrongPin):
+        # One refused PIN stops everything (no other process may try one on the token);
+        # under xdist the controller stops when this worker reports why it stopped.
+        item.session.shouldstop = f"a PIN was refused in {item.nodeid}: {call.excinfo.value}"
+        report.user_properties.append((STOPPED, item.session.shouldstop))
     payload = next((v for k, v in item.user_properties if k == PAYLOAD), None)
     if payload is not None and report.when == "setup" and QUARANTINED in item.stash:
         report.user_properties.append((OUTCOME, json.dumps(
@@ -533,14 +539,16 @@ class Recorder:
 
     def __init__(self) -> None:
         self.cases: dict[str, dict[str, Any]] = {}
+        self.stopped = ""  # why a worker stopped the run, when one did
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         properties = dict(report.user_properties)
         payload = properties.get(PAYLOAD)
+        self.stopped = str(properties.get(STOPPED, self.stopped))
         if payload is not None:
             report.user_properties = [(k, v) for k, v in report.user_properties
-                                      if k not in (PAYLOAD, OUTCOME)]
+                                      if k not in (PAYLOAD, OUTCOME, STOPPED)]
             measured = properties.get(OUTCOME)
             results.record_phase(self.cases, json.loads(str(payload)), report,
                                  json.loads(str(measured)) if measured else {})
@@ -625,8 +633,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     run_info = results.run_info(run.vendor, run.profiles, run.target.info(), run.started,
                                 config.invocation_params.args)
     records = results.finish_records(config.stash[RECORDER].cases)
-    if exitstatus == pytest.ExitCode.INTERRUPTED:  # Ctrl-C, SIGTERM: never a verdict
-        run_info["incomplete"] = {"reason": "interrupted", "cases_recorded": len(records)}
+    if exitstatus == pytest.ExitCode.INTERRUPTED:  # Ctrl-C, SIGTERM, a refused PIN
+        reason = config.stash[RECORDER].stopped or session.shouldstop or "interrupted"
+        run_info["incomplete"] = {"reason": str(reason),
+                                  "cases_recorded": len(records)}
     results.write(run.results_path, run_info, records)
     allure_dir = config.getoption("allure_report_dir", None)
     if allure_dir:

@@ -533,7 +533,7 @@ class Replay:
                 "C_Login", session, USER_TYPES[user_name], encoded, len(encoded)))
         except WrongPin as exc:  # this credential was refused before: not tried again
             raise _Stop(str(exc)) from None
-        if vendors and raw.ckr_name(rv) in PIN_REFUSED:
+        if raw.ckr_name(rv) in PIN_REFUSED:  # the vendor's PIN or the case's: stop the run
             self.outcome.wrong_pin = (f"{credential.describe()} returned {raw.ckr_name(rv)}; "
                                       "stopping without retrying so the token is not locked")
             raise _Stop(self.outcome.wrong_pin)
