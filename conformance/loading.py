@@ -12,6 +12,7 @@ import os
 import re
 import tempfile
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -530,53 +531,64 @@ def writable_directory(path: Path, option: str = "--output") -> Path:
 
 # ---- results files given to `report`: their shape, checked before anything is written --
 # A spec is a type (float: any number), ID (a kebab-case id: it names output
-# directories), a dict of key -> spec ("key?" may be absent or null; "*" any key), a
-# one-item list (a list of those), or NONEMPTY (a non-empty list of strings).
+# directories), a tuple of permitted values, a dict of key -> spec ("key?" may be absent;
+# "*" any key), a one-item list (a list of those), NONEMPTY (a non-empty list of
+# strings) or Maybe(spec) (that, or null).
 
 ID, NONEMPTY = "kebab-case id", "non-empty list"
+
+
+@dataclass(frozen=True)
+class Maybe:
+    spec: Any
+
+
 _MODULE = {"path": str, "manufacturer_id": str, "library_description": str,
            "library_version": str, "cryptoki_version": str}
 _CASE = {"id": str, "area": str, "test": str, "status": str, "expected_status": str,
          "message": str, "mechanisms": [str], "functions": [str], "objects": [str],
          "parameters": dict, "requirement": str, "required_by": [str], "applicable": bool,
-         "spec": str, "known_deviation?": {"reason": str, "url": str}, "duration": float,
-         "between?": [str]}
+         "spec": str, "known_deviation": Maybe({"reason": str, "url": str}),
+         "duration": float, "between?": [str]}
 _VERDICT = {"profile": str, "title": str, "status": ("met", "not met", "incomplete"),
             "required_cases": int, "passed": int, "unchecked": [str], "missing?": [str],
             "failing": [{"requirement": str, "cases": [{"id": str, "status": str,
                                                          "message": str}]}]}
 _FINDING = {"rule": str, "area": str, "spec": str, "severity": str, "statuses": {"*": int},
-            "cases": int, "observed": NONEMPTY, "link?": str, "deviation_matched?": bool,
-            "reproduce": str, "example": str}
-_COMMON = {"suite": {"version": str, "git_sha?": str}, "start": str, "end": str,
+            "cases": int, "observed": NONEMPTY, "link": Maybe(str),
+            "deviation_matched": Maybe(bool), "reproduce": str, "example": str}
+_COMMON = {"suite": {"version": str, "git_sha?": Maybe(str)}, "start": str, "end": str,
            "profiles": [{"id": ID, "title": str, "sha256": str}]}
 VENDOR_RESULTS = {
     "format": int, "summary": {"*": int}, "verdicts": [_VERDICT], "cases": [_CASE],
-    "findings?": [_FINDING],
+    "findings": [_FINDING],
     "run_info": {**_COMMON, "vendor": {"id": ID, "title": str, "file": str, "sha256": str},
                  "module": _MODULE, "token": {"label": str, "manufacturer_id": str,
                                               "model": str, "firmware_version": str,
                                               "hardware_version": str},
-                 "bindings": {"*": str}, "host": {"platform": str}, "mechanisms?": list}}
+                 "bindings": {"*": str}, "host": {"platform": str},
+                 "mechanisms?": Maybe([str])}}
 INTEROP_RESULTS = {
-    **VENDOR_RESULTS,
+    "format": int, "summary": {"*": int}, "verdicts": [_VERDICT], "cases": [_CASE],
     "run_info": {**_COMMON, "kind": str, "vendor": {"id": ID, "title": str}, "vendors": [ID],
                  "modules?": {"*": {"module": _MODULE}}, "not_run?": {"*": str}}}
 
 
 def shape_problem(value: Any, spec: Any, where: str = "") -> str | None:
     """Where `value` (parsed JSON) departs from `spec`, in one line (None: it does not)."""
+    if isinstance(spec, Maybe):
+        return None if value is None else shape_problem(value, spec.spec, where)
     if isinstance(spec, dict):
         if not isinstance(value, dict):
             return f"{where or 'the document'}: expected an object, got {_json_kind(value)}"
         for key, inner in spec.items():
             name = key.rstrip("?")
-            found = value.items() if name == "*" else [(name, value.get(name))]
-            for member, item in found:
-                here = _join(where, str(member))
-                if item is None and not key.endswith("?"):
-                    return f"{here}: missing"
-                problem = None if item is None else shape_problem(item, inner, here)
+            if name != "*" and name not in value:
+                if key.endswith("?"):
+                    continue
+                return f"{_join(where, name)}: missing"
+            for member, item in value.items() if name == "*" else [(name, value[name])]:
+                problem = shape_problem(item, inner, _join(where, str(member)))
                 if problem:
                     return problem
         return None
