@@ -17,6 +17,7 @@ from conformance.suite import expect_code
 from conformance.suites.errors.common import (
     AES_KEY_WRAP,
     CKA_CLASS,
+    INITS,
     RSA_PKCS,
     SERIAL,
     SHA256,
@@ -121,12 +122,6 @@ def digest_key(raw, session, key):
     raw.digest_key(session, key)
 
 
-INITS = {
-    "C_DecryptInit": lambda raw, h, mech, key: raw.decrypt_init(h, mech, key),
-    "C_EncryptInit": lambda raw, h, mech, key: raw.encrypt_init(h, mech, key),
-    "C_SignInit": lambda raw, h, mech, key: raw.sign_init(h, mech, key),
-    "C_VerifyInit": lambda raw, h, mech, key: raw.verify_init(h, mech, key),
-}
 # Every C_*Init that takes a key, with a mechanism of each family (the key's type cannot
 # matter: there is no key), and the other calls that take a key handle.
 KEY_CASES = sorted([

@@ -10,14 +10,8 @@ import pytest
 
 from conformance.names import mechanism
 from conformance.suite import expect_code
-from conformance.suites.errors.common import any_aes_key, ec_pair, logged_in, rsa_pair
+from conformance.suites.errors.common import INITS, any_aes_key, ec_pair, logged_in, rsa_pair
 
-INITS = {
-    "C_DecryptInit": lambda raw, h, mech, key: raw.decrypt_init(h, mech, key),
-    "C_EncryptInit": lambda raw, h, mech, key: raw.encrypt_init(h, mech, key),
-    "C_SignInit": lambda raw, h, mech, key: raw.sign_init(h, mech, key),
-    "C_VerifyInit": lambda raw, h, mech, key: raw.verify_init(h, mech, key),
-}
 # The key each kind names, made in the test's child, and the mechanism that makes it.
 KEYS = {
     "aes": ("CKM_AES_KEY_GEN", lambda raw, target, h: any_aes_key(raw, target, h)),
