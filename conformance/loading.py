@@ -375,8 +375,9 @@ def load_vendor(path: str | Path, module_path: str | None = None) -> Vendor:
                 reader.fail(f"token.{key}", "the value (not shown) is not an environment "
                             "variable name (PINs come only from the environment)")
     provision = token.get("provision")
-    if provision is not None and provision not in provisioning.KINDS:
-        reader.fail("token.provision", f"unknown provisioner {provision!r} "
+    if provision is not None and (not isinstance(provision, str)
+                                  or provision not in provisioning.KINDS):
+        reader.fail("token.provision", f"unknown provisioner {shown(provision)} "
                     f"(known: {', '.join(provisioning.KINDS)}; leave it out to use the token "
                     "as is)")
     label, token_uri = _token_name(reader, token, provision, str(resolved))

@@ -191,6 +191,8 @@ CORPUS: list[Bad] = [
     run_vendor(vendor("title: ACME HSM", "title: ACME HSM\ntitle: Again"),
                "duplicate key 'title'", what="duplicate key"),
     run_vendor("{[1]: 2}\n", "a key must be a plain value", what="a list as a key"),
+    run_vendor(vendor("provision: softhsm2", "provision: {kind: softhsm2}"), "token.provision",
+               "unknown provisioner {'kind': 'softhsm2'}", what="provision a mapping"),
     run_vendor(VENDOR + "known_deviations: {}\n", "known_deviations", "expected a list",
                what="known deviations an empty mapping"),
     run_vendor(VENDOR + "keys: []\n", "keys", "expected a mapping", what="keys an empty list"),
