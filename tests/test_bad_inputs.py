@@ -325,6 +325,8 @@ CORPUS: list[Bad] = [
         ("-o", "does not exist")),
     # ---- modules, explain, the command itself ----
     Bad("modules with an argument", ["modules", "extra"], ("unrecognized arguments", "extra")),
+    Bad("modules with an unknown option", ["modules", "--all"],
+        ("unrecognized arguments", "--all")),
     Bad("explain an unknown test", ["explain", "test_nope_nothing"],
         ("explain", "test_nope_nothing")),
     Bad("explain a missing suite file", ["explain", "sign/test_nope.py::test_x"],
