@@ -1252,24 +1252,25 @@ class Module:
                    template: dict[int, bool | int | bytes], parameter: Parameter = None
                    ) -> int:
         """C_UnwrapKey with a mechanism parameter; returns the new key's handle."""
-        pointer, size, _keep = mechanism_parameter(parameter)
-        mechanism = CK_MECHANISM(mech, pointer, size)
-        attributes, _buffers = self._template(template)
-        handle = CK_ULONG(0)
-        self._check("C_UnwrapKey", h, byref(mechanism), unwrapping_key, wrapped,
-                    len(wrapped), attributes, len(template), byref(handle))
-        return int(handle.value)
+        return self._new_key("C_UnwrapKey", h, mech, parameter, template,
+                             unwrapping_key, wrapped, len(wrapped))
 
     def derive_key(self, h: int, mech: int, base_key: int,
                    template: dict[int, bool | int | bytes], parameter: Parameter = None
                    ) -> int:
         """C_DeriveKey with a mechanism parameter; returns the new key's handle."""
+        return self._new_key("C_DeriveKey", h, mech, parameter, template, base_key)
+
+    def _new_key(self, function: str, h: int, mech: int, parameter: Parameter,
+                 template: dict[int, bool | int | bytes], *inputs: object) -> int:
+        """A function that takes (session, mechanism, inputs..., template, count, handle
+        pointer) and makes a key: C_UnwrapKey, C_DeriveKey."""
         pointer, size, _keep = mechanism_parameter(parameter)
         mechanism = CK_MECHANISM(mech, pointer, size)
         attributes, _buffers = self._template(template)
         handle = CK_ULONG(0)
-        self._check("C_DeriveKey", h, byref(mechanism), base_key, attributes,
-                    len(template), byref(handle))
+        self._check(function, h, byref(mechanism), *inputs, attributes, len(template),
+                    byref(handle))
         return int(handle.value)
 
 
