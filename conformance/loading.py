@@ -312,6 +312,18 @@ def source_link_problem(url: str) -> str | None:
     return None
 
 
+def _case_patterns(reader: _Reader, value: Any, where: str) -> str | tuple[str, ...]:
+    """known_deviations[i].test: one case id pattern, or a list of them."""
+    if not isinstance(value, list):
+        return reader.string({"test": value}, "test", where)
+    if not value:
+        reader.fail(f"{where}.test", "must not be an empty list")
+    for index, item in enumerate(value):
+        if not str(reader.typed(item, f"{where}.test[{index}]", str, "a string")).strip():
+            reader.fail(f"{where}.test[{index}]", "must not be empty")
+    return tuple(value)
+
+
 def _observation(reader: _Reader, value: Any, where: str) -> Observation:
     entry = reader.mapping(value, where)
     reader.keys(entry, where, (), ("code", "message"))
@@ -394,7 +406,7 @@ def load_vendor(path: str | Path, module_path: str | None = None) -> Vendor:
         problem = source_link_problem(url)
         if problem:
             reader.fail(f"{where}.url", f"{url!r} {problem}")
-        deviations.append(KnownDeviation(reader.string(entry, "test", where), url,
+        deviations.append(KnownDeviation(_case_patterns(reader, entry["test"], where), url,
                                          reader.string(entry, "reason", where),
                                          _observation(reader, entry["observed"],
                                                       f"{where}.observed")))

@@ -37,16 +37,28 @@ class Observation:
 
 @dataclass(frozen=True)
 class KnownDeviation:
-    test: str  # a case id, with * matching any run of characters and ? any one
+    # A case id, or several, with * matching any run of characters and ? any one.
+    test: str | tuple[str, ...]
     url: str
     reason: str
     observed: Observation = Observation()
 
+    @property
+    def patterns(self) -> tuple[str, ...]:
+        return (self.test,) if isinstance(self.test, str) else self.test
+
+    def matching(self, case_id: str) -> str | None:
+        """The first of the deviation's patterns that matches the case id."""
+        return next((p for p in self.patterns if _case_pattern(p).fullmatch(case_id)), None)
+
     def matches(self, case_id: str) -> bool:
-        # Not fnmatch: case ids contain [ and ], which must match themselves.
-        pattern = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c)
-                          for c in self.test)
-        return re.fullmatch(pattern, case_id) is not None
+        return self.matching(case_id) is not None
+
+
+def _case_pattern(pattern: str) -> re.Pattern[str]:
+    # Not fnmatch: case ids contain [ and ], which must match themselves.
+    return re.compile("".join(".*" if c == "*" else "." if c == "?" else re.escape(c)
+                              for c in pattern))
 
 
 @dataclass(frozen=True)

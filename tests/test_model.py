@@ -76,6 +76,12 @@ def test_missing_claim_ignores_known_deviations():
     assert (d.action, d.deviation) == ("missing", None)
 
 
+def test_known_deviation_names_the_pattern_that_matched():
+    dev = KnownDeviation(("a/t.py::x[1]", "a/t.py::x[2?]"), "https://example.org/1", "r")
+    assert dev.matching("a/t.py::x[23]") == "a/t.py::x[2?]"
+    assert dev.matching("a/t.py::x[3]") is None and not dev.matches("a/t.py::x[3]")
+
+
 def test_observation_matches_a_code_or_a_message_pattern():
     assert Observation(code="CKR_GENERAL_ERROR").matches("CKR_GENERAL_ERROR", "")
     assert not Observation(code="CKR_GENERAL_ERROR").matches("CKR_DATA_INVALID",
