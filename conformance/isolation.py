@@ -34,6 +34,11 @@ from .target import (
 )
 
 CALL_TIMEOUT = 60.0  # seconds one call may take before the child is killed
+# Children are forked from a server process that has imported this module and never loads
+# a PKCS#11 module (spawning an interpreter for each check cost about 0.3 s); each child
+# still loads the module afresh, in the environment of the process that asked for it.
+_CONTEXT = multiprocessing.get_context("forkserver")
+_CONTEXT.set_forkserver_preload([__name__])
 
 
 class ModuleCrashed(Exception):
@@ -44,14 +49,19 @@ class ModuleTimedOut(Exception):
     """A module call did not return in time; the child was killed."""
 
 
-def _serve(conn: Connection, path: str, init_reserved: str | None, label: str, pin_env: str,
+def _serve(conn: Connection, environment: dict[str, str], path: str,
+           init_reserved: str | None, label: str, pin_env: str,
            so_pin_env: str | None = None, token_uri: str | None = None,
            ledger: str | None = None) -> None:
     """Child side: load and initialize the module, find the token, answer calls.
 
-    `so_pin_env` is given only for a throwaway token: without it `login_so` is refused.
-    With `token_uri` (the vendor's token.uri) the token is found by its attributes. With
-    `ledger` (a token that is not a throwaway) the token objects made are recorded there."""
+    `environment` is the asking process's (the module reads its configuration, the token
+    directory for one, from there). `so_pin_env` is given only for a throwaway token:
+    without it `login_so` is refused. With `token_uri` (the vendor's token.uri) the token
+    is found by its attributes. With `ledger` (a token that is not a throwaway) the token
+    objects made are recorded there."""
+    os.environ.clear()
+    os.environ.update(environment)
     module = raw.Module(path, init_reserved)
     module.initialize()
     if token_uri is None:
@@ -183,13 +193,14 @@ class RawModule:
 
 @contextmanager
 def raw_module(target: Target) -> Iterator[RawModule]:
-    context = multiprocessing.get_context("spawn")
+    context = _CONTEXT
     parent, child = context.Pipe()
     token = target.vendor.token
     so_pin_env = token.so_pin_env if token.provision is not None else None
     ledger = os.environ.get(OBJECTS_ENV) if target.throwaway is None else None
-    arguments = (child, target.vendor.module.path, target.init_reserved, token.label,
-                 token.user_pin_env, so_pin_env, token.uri and token.uri.text, ledger)
+    arguments = (child, dict(os.environ), target.vendor.module.path, target.init_reserved,
+                 token.label, token.user_pin_env, so_pin_env, token.uri and token.uri.text,
+                 ledger)
     process = context.Process(target=_serve, args=arguments, daemon=True)
     process.start()
     child.close()

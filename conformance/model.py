@@ -5,6 +5,7 @@ Claims decide what runs; profiles decide what counts (see the README's outcome r
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -55,6 +56,7 @@ class KnownDeviation:
         return self.matching(case_id) is not None
 
 
+@functools.cache
 def _case_pattern(pattern: str) -> re.Pattern[str]:
     # Not fnmatch: case ids contain [ and ], which must match themselves.
     return re.compile("".join(".*" if c == "*" else "." if c == "?" else re.escape(c)
