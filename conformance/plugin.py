@@ -478,12 +478,13 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     XFAIL only when the failure shows what the deviation declares; any other failure
     stays a FAIL with the declaration beside it; a pass is an XPASS."""
     report: pytest.TestReport = yield
-    if call.excinfo is not None and isinstance(call.excinfo.value, WrongPin):
+    payload = next((v for k, v in item.user_properties if k == PAYLOAD), None)
+    if (payload is not None and call.excinfo is not None
+            and isinstance(call.excinfo.value, WrongPin)):
         # One refused PIN stops everything (no other process may try one on the token);
         # under xdist the controller stops when this worker reports why it stopped.
         item.session.shouldstop = f"a PIN was refused in {item.nodeid}: {call.excinfo.value}"
         report.user_properties.append((STOPPED, item.session.shouldstop))
-    payload = next((v for k, v in item.user_properties if k == PAYLOAD), None)
     if payload is not None and report.when == "setup" and QUARANTINED in item.stash:
         report.user_properties.append((OUTCOME, json.dumps(
             {"quarantined": item.stash[QUARANTINED]})))

@@ -835,10 +835,10 @@ class Module:
                 raise CKRError("C_GetMechanismList", rv)
             return [int(m) for m in mechanisms[: count.value]]
 
-    def get_mechanism_info(self, slot: int, mech: int, fill: int = PATTERN_BYTE
-                           ) -> MechanismInfo:
-        """C_GetMechanismInfo into a structure whose bytes are all ``fill``: with the
-        default PATTERN_BYTE a field the module does not set reads as UNSET."""
+    def get_mechanism_info(self, slot: int, mech: int, fill: int = 0) -> MechanismInfo:
+        """C_GetMechanismInfo into a structure whose bytes are all ``fill``: zero, as an
+        application would pass it; with PATTERN_BYTE a field the module does not set reads
+        as UNSET."""
         m = CK_MECHANISM_INFO()
         ctypes.memset(byref(m), fill, ctypes.sizeof(m))
         self._check("C_GetMechanismInfo", slot, mech, byref(m))

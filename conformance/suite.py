@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from typing import Any
 
 import pytest
 
-from .returncodes import Functions, UnexpectedReturn
+from .returncodes import Functions
 
 # python-pkcs11 0.10.1 (_pkcs11.pxd, map_rv_to_error): the exception class it raises for a
 # CK_RV, where the class name is not the CamelCase of the CKR name; every other class it
@@ -54,33 +53,6 @@ def not_applicable(why: str) -> None:
     value, nothing declared to compare with). Recorded as SKIP with the reason and not
     counted against any profile; never use it for something the module failed to do."""
     pytest.skip(NOT_APPLICABLE + why)
-
-
-def refused(expected: str, function: str, call: Any, *args: Any) -> None:
-    """Assert that `call(*args)` (a raw-layer call) returns exactly the CKR `expected`."""
-    one_of((expected,), function, call, *args)
-
-
-def one_of(expected: Sequence[str], function: str, call: Any, *args: Any) -> None:
-    """Assert that `call(*args)` (a raw-layer call) returns one of the CKR names in
-    `expected`."""
-    from .raw import CKRError
-
-    try:
-        call(*args)
-    except CKRError as exc:
-        if exc.name not in expected:
-            raise UnexpectedCode(function, expected, exc.name) from None
-        return
-    raise UnexpectedCode(function, expected, "CKR_OK")
-
-
-class UnexpectedCode(UnexpectedReturn):
-    """one_of's failure: the code travels as a field, for known deviations to match."""
-
-    def __init__(self, function: str, expected: Sequence[str], returned: str) -> None:
-        self.returned, self.severity = returned, "must"
-        super().__init__(f"{function} must return {' or '.join(expected)}: returned {returned}")
 
 
 def succeeds(function: str, call: Any, *args: Any) -> Any:

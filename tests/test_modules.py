@@ -37,12 +37,15 @@ def cases(results: Path) -> dict[str, str]:
 
 def test_nss_runs_with_its_database_given_in_preserved(tmp_path):
     """NSS answers CKR_ARGUMENTS_BAD without pReserved: that the module, session and
-    random checks pass shows the forwarder and the raw layer both passed it."""
+    random checks run (pass, or fail as findings of NSS's own) shows the forwarder and the
+    raw layer both passed it."""
     done = run(tmp_path, NSS)
-    statuses = cases(tmp_path / "nss" / "results.json")
+    records = json.loads((tmp_path / "nss" / "results.json").read_text())["cases"]
     assert done.returncode in (0, 1), done.stderr
-    assert sum(s == "PASS" for s in statuses.values()) >= 20, statuses
-    assert not [i for i, s in statuses.items() if s in ("ERROR", "FAIL")], statuses
+    assert sum(c["status"] == "PASS" for c in records) >= 20, records
+    # NSS crashes on the robustness probes' NULL pointers: findings, not broken plumbing.
+    assert not [c["id"] for c in records if c["status"] in ("ERROR", "CRASH", "TIMEOUT")
+                and c["severity"] != "robustness"]
 
 
 def test_p11_kit_server_is_stopped_after_the_run(tmp_path):
@@ -119,10 +122,10 @@ def test_tpm2_runs_under_its_key_policy_across_reinitializations(tmp_path):
                           capture_output=True, text=True, cwd=tmp_path, timeout=600)
     assert done.returncode in (0, 1), done.stderr
     results = json.loads((tmp_path / "tpm2-pkcs11" / "results.json").read_text())["cases"]
-    # RSA-4096 is beyond the TPM: those cases fail as required by ca-root-key, unclaimed.
-    ran = {c["id"]: c["status"] for c in results
-           if c["status"] != "SKIP" and "not claimed by vendor" not in c["message"]}
-    assert len(ran) > 10 and set(ran.values()) <= {"PASS", "XFAIL"}, ran
+    # RSA-4096 is beyond the TPM: those cases are MISSING (required by ca-root-key,
+    # unclaimed); FAILs are the module's findings (CKA_ALWAYS_SENSITIVE, say).
+    ran = {c["id"]: c["status"] for c in results if c["status"] not in ("SKIP", "MISSING")}
+    assert len(ran) > 10 and set(ran.values()) <= {"PASS", "XFAIL", "FAIL"}, ran
     assert sum(s == "PASS" for s in ran.values()) >= 15, ran
 
 

@@ -218,9 +218,9 @@ SECRET = {raw.CKA_CLASS: raw.CKO_SECRET_KEY, raw.CKA_TOKEN: False}
 def _child_mechanism_info_fill(token: Token) -> dict[str, raw.MechanismInfo]:
     module, slot = _initialized(token)
     try:
-        return {"sha256": module.get_mechanism_info(slot, raw.CKM_SHA256),
-                "aes_ecb": module.get_mechanism_info(slot, CKM_AES_ECB),
-                "aes_ecb_zeroed": module.get_mechanism_info(slot, CKM_AES_ECB, 0)}
+        return {"sha256": module.get_mechanism_info(slot, raw.CKM_SHA256, raw.PATTERN_BYTE),
+                "aes_ecb": module.get_mechanism_info(slot, CKM_AES_ECB, raw.PATTERN_BYTE),
+                "aes_ecb_zeroed": module.get_mechanism_info(slot, CKM_AES_ECB)}
     finally:
         module.finalize()
 

@@ -12,8 +12,15 @@ from pathlib import Path
 import pytest
 from conftest import REPO
 
+from conformance.returncodes import SEVERITIES
+
 SUITES = REPO / "conformance" / "suites"
 MARKERS = {"mechanism", "mechanisms", "function", "object_class"}
+
+
+def _listed(marks):
+    """pytestmark is a list of marks, or a single one."""
+    return list(marks) if isinstance(marks, list) else [marks]
 
 
 def suite_tests():
@@ -23,7 +30,7 @@ def suite_tests():
             "conformance.suites." + ".".join(relative.with_suffix("").parts))
         for name, function in sorted(vars(module).items()):
             if name.startswith("test_") and inspect.isfunction(function):
-                marks = list(getattr(module, "pytestmark", [])) + list(
+                marks = _listed(getattr(module, "pytestmark", [])) + _listed(
                     getattr(function, "pytestmark", []))
                 names = {m.name for m in marks}
                 for mark in marks:  # marks carried by pytest.param(..., marks=...)
@@ -41,6 +48,17 @@ def test_suite_test_cites_its_clause_and_marks_what_it_exercises(case, function,
         f"{case} must start its docstring with the spec clause it enforces")
     assert marks & MARKERS, (
         f"{case} must mark the functions, mechanisms or objects it exercises")
+
+
+@pytest.mark.parametrize(("case", "function", "marks"), list(suite_tests()),
+                         ids=[case for case, _, _ in suite_tests()])
+def test_suite_test_severity_is_one_of_the_four(case, function, marks):
+    """A check declares its severity with the severity marker (none: must)."""
+    module = sys.modules[function.__module__]
+    for mark in _listed(getattr(module, "pytestmark", [])) + _listed(
+            getattr(function, "pytestmark", [])):
+        if mark.name == "severity":
+            assert mark.args and mark.args[0] in SEVERITIES, f"{case}: {mark}"
 
 
 @pytest.mark.parametrize("name", ["test_pairwise", "test_clients"])

@@ -201,7 +201,7 @@ class Prober:
     def info(self, name: str) -> ck.MechanismInfo:
         """Read into a zeroed structure: whether the module sets every field is
         test_mechanism_info_sets_every_field's rule, not this one's."""
-        return self.raw.get_mechanism_info(self.raw.slot, int(mechanism(name)), 0)
+        return self.raw.get_mechanism_info(self.raw.slot, int(mechanism(name)))
 
     def domain(self) -> tuple[int, int, int]:
         """DSA domain parameters (p, q, g), within the advertised DSA sizes when the
@@ -221,7 +221,7 @@ class Prober:
         flags = 0
         for value in self._listed:
             if key_family(mechanism_name(value)) == family:
-                flags |= self.raw.get_mechanism_info(self.raw.slot, value, 0).flags
+                flags |= self.raw.get_mechanism_info(self.raw.slot, value).flags
         return flags
 
     def pair_templates(self, family: str) -> tuple[dict[int, Any], dict[int, Any]]:
@@ -380,6 +380,7 @@ def probes(prober: Prober, name: str, flags: int, keys: tuple[int, int] | None
     return [probe for probe in out if flags & probe[0]]
 
 
+@pytest.mark.function("C_GetMechanismList")
 def test_advertised_mechanism_works_for_announced_functions(prober, probe_keys,
                                                             advertised_name):
     """PKCS#11 v2.40 base §5.5.5 C_GetMechanismList, §5.5.6 C_GetMechanismInfo, §3.5
@@ -413,6 +414,7 @@ def test_advertised_mechanism_works_for_announced_functions(prober, probe_keys,
                         for function, code in refusals), refusals[0][1])
 
 
+@pytest.mark.function("C_GetMechanismInfo")
 def test_mechanism_info_sets_every_field(prober, listed_name):
     """PKCS#11 v2.40 base §5.5.6 C_GetMechanismInfo, §3.5 CK_MECHANISM_INFO: the call
     fills the structure pInfo points to. Read into one whose bytes are all 0xA5, no field
@@ -420,7 +422,8 @@ def test_mechanism_info_sets_every_field(prober, listed_name):
     function flags, CKF_HW, CKF_EXTENSION, the message flags, the curve flags of an
     elliptic curve mechanism; any defined bit for a mechanism of no known kind), and
     ulMinKeySize <= ulMaxKeySize."""
-    info = prober.raw.get_mechanism_info(prober.raw.slot, mechanism_value(listed_name))
+    info = prober.raw.get_mechanism_info(prober.raw.slot, mechanism_value(listed_name),
+                                         ck.PATTERN_BYTE)
     fields = {"ulMinKeySize": info.min_key_size, "ulMaxKeySize": info.max_key_size,
               "flags": info.flags}
     unset = [field for field, got in fields.items() if got == ck.UNSET]

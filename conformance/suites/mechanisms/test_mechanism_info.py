@@ -68,7 +68,7 @@ class Advertised:
         if name not in self._info:
             try:
                 self._info[name] = self.raw.get_mechanism_info(
-                    self.raw.slot, int(mechanism(name)), 0)
+                    self.raw.slot, int(mechanism(name)))
             except ck.CKRError as exc:
                 pytest.fail(f"C_GetMechanismInfo({name}) must return CKR_OK for a claimed "
                             f"mechanism: returned {exc.name}")
