@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ctypes
+import fcntl
 import os
 import shutil
 import signal
@@ -17,6 +18,7 @@ import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -466,6 +468,23 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+LOCK_FILE = ".pkcs11-conformance.lock"
+
+
+@contextlib.contextmanager
+def writing_into(directory: Path) -> Iterator[None]:
+    """One run at a time writes into an output directory: a second one is refused before
+    it starts, instead of the two overwriting each other's results."""
+    writable_directory(directory)
+    with (directory / LOCK_FILE).open("a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ConfigError("--output", "", f"{str(directory)!r} is being written by "
+                              "another run; give this one another --output") from None
+        yield
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = argv[:1] == ["--debug"]  # only before the command: pytest has its own --debug
@@ -478,13 +497,15 @@ def main(argv: list[str] | None = None) -> int:
         args, pytest_args = parser.parse_args(argv), []
     try:
         if args.command == "run":
-            return _run(args, pytest_args)
+            with writing_into(args.output):
+                return _run(args, pytest_args)
         if args.command == "replay":
             for case in args.case:
                 profile_cases.load(case)  # a broken case file is named before anything runs
             args.profile, args.module = None, None
             pytest_args = [*pytest_args, *(f"--profile-case={c.resolve()}" for c in args.case)]
-            return _run(args, pytest_args, SUITES_DIR / "oasis")
+            with writing_into(args.output):
+                return _run(args, pytest_args, SUITES_DIR / "oasis")
         if args.command == "interop":
             for path in args.vendors:  # every file is checked before anything runs
                 try:
@@ -495,8 +516,8 @@ def main(argv: list[str] | None = None) -> int:
                     continue
                 if not vendor.token.provision:
                     vendor_pin(vendor)
-            writable_directory(args.output)
-            return _interop([Path(v) for v in args.vendors], args.output, pytest_args)[0]
+            with writing_into(args.output):
+                return _interop([Path(v) for v in args.vendors], args.output, pytest_args)[0]
         if args.command == "clean":
             return _clean(args)
         if args.command == "bench":

@@ -8,6 +8,7 @@ module without one, which the OASIS replay calls first; the forwarder has none.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import SOFTHSM2, private_softhsm2
+from conftest import REPO, SOFTHSM2, private_softhsm2
 
 from conformance import raw
 from conformance.target import OBJECTS_ENV, OBJECTS_FILE
@@ -424,3 +425,19 @@ def test_clean_removes_only_what_the_run_ledger_proves(tmp_path, monkeypatch):
     assert done.returncode == 0, done.stderr
     assert "5 object(s) left by earlier runs destroyed, 2 left" in done.stdout, done.stdout
     assert token_objects() == foreign
+
+
+@pytest.mark.parametrize("command", ["run", "replay", "interop"])
+def test_second_run_into_one_output_directory_is_refused(tmp_path, command):
+    """Two runs writing into one --output would overwrite each other's results: while one
+    holds the directory, another is refused before it starts (one line, exit 2)."""
+    out = tmp_path / "out"
+    out.mkdir()
+    with (out / ".pkcs11-conformance.lock").open("a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        done = subprocess.run([*CLI, command, str(REPO / "vendors" / "softhsm2.yaml"),
+                               "--output", str(out)],
+                              capture_output=True, text=True, check=False, timeout=120)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "is being written by another run" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and not list(out.glob("*/results.json"))
