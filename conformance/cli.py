@@ -33,6 +33,7 @@ from .loading import (
     profiles_in_effect,
     writable_directory,
 )
+from .model import Vendor
 from .plugin import SUITES_DIR
 from .report import ReportError, write_diff, write_reports, write_vendor_report
 from .suite import OBJECT_LABEL_PREFIX
@@ -304,7 +305,14 @@ def _run(args: argparse.Namespace, pytest_args: list[str], suites: Path = SUITES
         checked.append((path, vendor))
     for vendor_id, reason in not_run.items():
         print(f"pkcs11-conformance: {vendor_id}: not run: {reason}", file=sys.stderr)
-    writable_directory(args.output)  # a bad --output is told now, not after the run
+    with writing_into(args.output):  # a bad --output is told now, not after the run
+        return _run_checked(args, pytest_args, suites, checked, not_run)
+
+
+def _run_checked(args: argparse.Namespace, pytest_args: list[str], suites: Path,
+                 checked: list[tuple[Path, Vendor]], not_run: dict[str, str]) -> int:
+    """Run the vendors whose files were checked, their interop run when there are several,
+    and the matrix."""
     documents = []
     worst = 0
     verdicts: dict[str, list[str]] = {}  # vendor id -> verdict lines, printed at the end
@@ -337,7 +345,7 @@ def _run(args: argparse.Namespace, pytest_args: list[str], suites: Path = SUITES
             print(f"pkcs11-conformance: wrote {written}")
         worst = max(worst, _outcome(document))
         verdicts[vendor.id] = results.verdict_lines(document["verdicts"])
-    if len(vendor_files) > 1 and documents and suites == SUITES_DIR:
+    if len(checked) + len(not_run) > 1 and documents and suites == SUITES_DIR:
         interop_code, interop = _interop([path for path, _ in checked], args.output,
                                          pytest_args)
         worst = max(worst, interop_code)
@@ -497,15 +505,13 @@ def main(argv: list[str] | None = None) -> int:
         args, pytest_args = parser.parse_args(argv), []
     try:
         if args.command == "run":
-            with writing_into(args.output):
-                return _run(args, pytest_args)
+            return _run(args, pytest_args)
         if args.command == "replay":
             for case in args.case:
                 profile_cases.load(case)  # a broken case file is named before anything runs
             args.profile, args.module = None, None
             pytest_args = [*pytest_args, *(f"--profile-case={c.resolve()}" for c in args.case)]
-            with writing_into(args.output):
-                return _run(args, pytest_args, SUITES_DIR / "oasis")
+            return _run(args, pytest_args, SUITES_DIR / "oasis")
         if args.command == "interop":
             for path in args.vendors:  # every file is checked before anything runs
                 try:

@@ -94,8 +94,10 @@ def test_matrix_rows_cells_and_interop(reference, acme):
     assert every.cell(sha1, "acme-hsm").text == "not claimed"
     random = next(row for row in every.rows if row.area == "random")
     assert every.cell(random, "acme-hsm").kind == "missing"
-    deviation = next(row for row in every.rows if row.subject == "C_GetInterface")
+    deviation = next(row for row in every.rows if row.subject == "CKO_PROFILE")
     assert every.cell(deviation, "softhsm2").text == "known deviation"
+    unclaimed = next(row for row in every.rows if row.subject == "C_GetInterface")
+    assert every.cell(unclaimed, "softhsm2").text == "MISSING: required, not claimed"
     not_applicable = next(row for row in every.rows
                           if every.cell(row, "softhsm2").kind == "na")
     assert every.cell(not_applicable, "softhsm2").text == "n.a."
@@ -211,6 +213,8 @@ def test_diff_of_two_runs(reference, tmp_path):
     old["run_info"]["mechanisms"] = ["CKM_AES_GCM", "CKM_SHA256"]
     baseline_xfails = {c["id"] for c in reference["cases"]
                        if "baseline-provider" in c["required_by"] and c["status"] == "XFAIL"}
+    baseline_missing = {c["id"] for c in reference["cases"]
+                        if "baseline-provider" in c["required_by"] and c["status"] == "MISSING"}
     regressed = next(c["id"] for c in reference["cases"] if c["status"] == "PASS")
     claimed = next(c["id"] for c in reference["cases"] if c["status"] == "SKIP"
                    and c["applicable"])
@@ -218,7 +222,7 @@ def test_diff_of_two_runs(reference, tmp_path):
     def edit(case: dict[str, Any]) -> None:
         if case["id"] == regressed:
             fail(case, "C_Digest returned CKR_GENERAL_ERROR")
-        elif case["id"] in baseline_xfails or case["id"] == claimed:
+        elif case["id"] in baseline_xfails | baseline_missing or case["id"] == claimed:
             case.update(status="PASS", message="", known_deviation=None)
 
     new = variant(reference, "softhsm2", edit)
@@ -231,7 +235,8 @@ def test_diff_of_two_runs(reference, tmp_path):
     markdown = (tmp_path / "diff.md").read_text()
     sections = dict(re.findall(r"^## ([^(\n]+?) \((\d+)\)$", markdown, re.M))
     assert sections == {"New failures": "1", "Fixes": str(len(baseline_xfails)),
-                        "Newly claimed": "1", "No longer claimed": "0",
+                        "Newly claimed": str(1 + len(baseline_missing)),
+                        "No longer claimed": "0",
                         "Other status changes": "0"}, sections
     assert f"`{regressed}` | PASS | FAIL | C_Digest returned CKR_GENERAL_ERROR |" in markdown
     assert f"`{claimed}` | SKIP | PASS |" in markdown
@@ -307,12 +312,15 @@ def test_html_reports_render_in_chromium(reference, acme, tmp_path):
     files = [dump(reference, tmp_path / "a.json"), dump(acme, tmp_path / "b.json")]
     out = tmp_path / "out"
     write_reports(files, out)
+    failures = sum(c["status"] in ("FAIL", "ERROR", "CRASH", "TIMEOUT", "XPASS")
+                   for c in acme["cases"])
     expected = {
         out / "matrix.html": ["PKCS#11 interoperability matrix", "acme-hsm", "softhsm2",
                               "Required cases passing on every vendor", "<svg",
                               "fail (1 of 5)", "known deviation"],
         out / "acme-hsm" / "index.html": ["PKCS#11 conformance: ACME-HSM", "Profile verdicts",
-                                          "NOT conformant", "Failures (2)",
+                                          "NOT conformant", f"Failures ({failures})",
+                                          "Findings (", "Required but not claimed",
                                           "Known deviations", "Skipped, by reason",
                                           "Durations", "Results by area and mechanism"],
     }

@@ -57,7 +57,8 @@ def test_reference_run_meets_every_expectation(reference_run):
     _, out = reference_run
     document = json.loads((out / "softhsm2" / "results.json").read_text())
     for case in document["cases"]:
-        assert case["status"] in ("PASS", "SKIP", "MISSING", "XFAIL", "FAIL"), case
+        if case["severity"] != "robustness":  # a module may crash on a broken contract
+            assert case["status"] in ("PASS", "SKIP", "MISSING", "XFAIL", "FAIL"), case
         if case["expected_status"] in ("SKIP", "MISSING"):
             assert case["status"] == case["expected_status"], case
         if case["status"] == "FAIL":
@@ -388,8 +389,9 @@ def token_objects(action: str) -> list[dict[str, str]]:
 
 def test_run_changes_no_object_it_did_not_create(standing_token, tmp_path, monkeypatch):
     """Fill a standing token with objects of every class, run the whole suite against
-    it, and find every object and attribute as it was. Then `clean` removes exactly
-    the object an interrupted run left behind, and nothing else."""
+    it, and find every object and attribute as it was. Then `clean` leaves even the object
+    labelled like the suite's (a label is no proof of ownership: the run ledger is, see
+    tests/test_safety.py::test_clean_removes_only_what_the_run_ledger_proves)."""
     monkeypatch.setenv("STANDING_PIN", "user-secret-4711")
     text = standing_token.read_text().replace(
         "functions: [C_Digest, C_DigestUpdate]\nclaims: {CKM_SHA256: {}}\n", "")
@@ -404,9 +406,8 @@ def test_run_changes_no_object_it_did_not_create(standing_token, tmp_path, monke
     assert (tmp_path / "o" / "standing" / "results.json").exists(), done.stdout + done.stderr
     assert token_objects("look") == before
 
-    done = subprocess.run([*CLI, "clean", str(standing_token)],
+    done = subprocess.run([*CLI, "clean", str(standing_token), "--output", str(tmp_path / "o")],
                           capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "destroyed pkcs11-conformance-leftover-data" in done.stdout
-    assert token_objects("look") == [row for row in before
-                                     if row.get("LABEL") != "pkcs11-conformance-leftover-data"]
+    assert "left pkcs11-conformance-leftover-data: no entry of" in done.stdout
+    assert token_objects("look") == before
