@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
+import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -60,6 +61,7 @@ def _serve(conn: Connection, environment: dict[str, str], path: str,
     without it `login_so` is refused. With `token_uri` (the vendor's token.uri) the token
     is found by its attributes. With `ledger` (a token that is not a throwaway) the token
     objects made are recorded there."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the process that asked stops this one
     os.environ.clear()
     os.environ.update(environment)
     module = raw.Module(path, init_reserved)

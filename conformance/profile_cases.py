@@ -30,6 +30,7 @@ import hashlib
 import multiprocessing
 import os
 import re
+import signal
 import xml.etree.ElementTree as ET
 from ctypes import byref, create_string_buffer
 from dataclasses import dataclass, field
@@ -789,6 +790,7 @@ def _show_bytes(kind: str, value: bytes) -> str:
 
 def _serve(conn: Connection, case_path: str, module_path: str, init_reserved: str | None,
            token_label: str, pin_env: str | None) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the process that asked stops this one
     module = raw.Module(module_path, init_reserved)
     # As a PKCS#11 3.x application: the function list of the module's highest "PKCS 11"
     # interface when it has C_GetInterface (a 3.x module may answer C_GetInfo through

@@ -68,6 +68,7 @@ enum fault {
     SIGN_ACCEPTS_SINGLE_AFTER_UPDATE,
     FIND_OBJECTS_INIT_RESTARTS_SEARCH,
     DIGEST_NULL_INPUT_CRASHES,
+    CTR_COUNTER_BITS_WIDENED,
     RANDOM_CRASHES,
     RANDOM_HANGS,
 };
@@ -197,6 +198,10 @@ static const struct {
     /* C_Digest: a NULL input with a non-zero length gives CKR_ARGUMENTS_BAD (§5.1.6); here
        the module reads through the NULL pointer and dies. */
     {"digest-null-input-crashes", DIGEST_NULL_INPUT_CRASHES},
+    /* C_EncryptInit, C_DecryptInit(CKM_AES_CTR): the counter is ulCounterBits wide, and an
+       operation that would wrap it returns CKR_DATA_LEN_RANGE (v2.40 curr, AES with
+       Counter); here the counter is taken as 128 bits wide, so it never wraps. */
+    {"ctr-counter-bits-widened", CTR_COUNTER_BITS_WIDENED},
 };
 
 static enum fault fault = NONE;
@@ -779,12 +784,31 @@ static int refused_though_listed(CK_MECHANISM_PTR mechanism)
            mechanism->mechanism == CKM_AES_CTR;
 }
 
+/* The mechanism to forward: for ctr-counter-bits-widened, CKM_AES_CTR's parameters copied
+   into `params` with a 128-bit counter. */
+static CK_MECHANISM_PTR counter_widened(CK_MECHANISM_PTR mechanism, CK_MECHANISM *copy,
+                                        CK_AES_CTR_PARAMS *params)
+{
+    if (fault != CTR_COUNTER_BITS_WIDENED || !mechanism ||
+        mechanism->mechanism != CKM_AES_CTR || !mechanism->pParameter ||
+        mechanism->ulParameterLen != sizeof(CK_AES_CTR_PARAMS))
+        return mechanism;
+    *params = *(CK_AES_CTR_PARAMS *)mechanism->pParameter;
+    params->ulCounterBits = 128;
+    *copy = *mechanism;
+    copy->pParameter = params;
+    return copy;
+}
+
 static CK_RV w_EncryptInit(CK_SESSION_HANDLE session, CK_MECHANISM_PTR mechanism,
                            CK_OBJECT_HANDLE key)
 {
     if (refused_though_listed(mechanism))
         return CKR_MECHANISM_INVALID;
-    CK_RV rv = real->C_EncryptInit(session, mechanism, key);
+    CK_MECHANISM widened;
+    CK_AES_CTR_PARAMS counter;
+    CK_RV rv = real->C_EncryptInit(session, counter_widened(mechanism, &widened, &counter),
+                                   key);
     if (fault == KEY_TYPE_NOT_CHECKED && rv == CKR_KEY_TYPE_INCONSISTENT)
         rv = CKR_OK;
     if (rv == CKR_OK && mechanism) {
@@ -827,7 +851,8 @@ static CK_RV w_DecryptInit(CK_SESSION_HANDLE session, CK_MECHANISM_PTR mechanism
     if (refused_though_listed(mechanism))
         return CKR_MECHANISM_INVALID;
     CK_MECHANISM asked;
-    CK_MECHANISM_PTR forwarded = mechanism;
+    CK_AES_CTR_PARAMS counter;
+    CK_MECHANISM_PTR forwarded = counter_widened(mechanism, &asked, &counter);
     if (fault == CBC_PAD_NOT_REMOVED && mechanism && mechanism->mechanism == CKM_AES_CBC_PAD) {
         asked = *mechanism;
         asked.mechanism = CKM_AES_CBC;
