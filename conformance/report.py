@@ -152,6 +152,9 @@ def profile_case_rows(doc: Document) -> tuple[list[dict[str, Any]], list[str]]:
 
 
 NO_REPORT = "no upstream report found"
+FINDINGS_NOTE = "Every check that did not pass, once per rule, most severe first."
+MISSING_NOTE = ("What a judged profile requires and the vendor file does not claim: not "
+                "run, and the profile is not met.")
 SEVERITY_TEXT = {
     "must": "must: the spec says shall or names the one code; counts against profiles",
     "should": "should: a SHOULD, or a code the function may return but not the one named",
@@ -221,8 +224,7 @@ def render_markdown(doc: Document) -> str:
 
     found = doc["findings"]
     lines += ["", f"## Findings ({len(found)} rules)", "",
-              "Every check that did not pass, once per rule, most severe first. Severities: "
-              + "; ".join(SEVERITY_TEXT.values()) + ".", ""]
+              f"{FINDINGS_NOTE} Severities: " + "; ".join(SEVERITY_TEXT.values()) + ".", ""]
     if found:
         lines += md_table(["severity", "rule", "cases", "spec clause", "observed", "upstream",
                            "reproduce one"], [
@@ -234,8 +236,7 @@ def render_markdown(doc: Document) -> str:
         lines.append("None.")
     missing = missing_claims(doc)
     lines += ["", f"## Required but not claimed (MISSING, {len(missing)})", "",
-              "What a judged profile requires and the vendor file does not claim: not run, "
-              "and the profile is not met.", ""]
+              MISSING_NOTE, ""]
     lines += [f"- {md_cell(m)}" for m in missing] or ["None."]
 
     lines += ["", "## Areas", "",
@@ -417,8 +418,7 @@ def render_html(doc: Document) -> str:
 
     found = doc["findings"]
     body.append(f'<h2 id="findings">Findings ({len(found)} rules)</h2>')
-    body.append('<p class="note">Every check that did not pass, once per rule, most severe '
-                "first.</p><ul class=compact>" + "".join(
+    body.append(f'<p class="note">{FINDINGS_NOTE}</p><ul class=compact>' + "".join(
                     f"<li>{esc(t)}</li>" for t in SEVERITY_TEXT.values()) + "</ul>")
     if found:
         body.append(html_table(["severity", "rule, clause and what was observed", "cases",
@@ -434,8 +434,7 @@ def render_html(doc: Document) -> str:
         body.append("<p>None: every check that ran passed.</p>")
     missing = missing_claims(doc)
     body.append(f'<h2 id="missing">Required but not claimed (MISSING, {len(missing)})</h2>')
-    body.append('<p class="note">What a judged profile requires and the vendor file does not '
-                "claim: not run, and the profile is not met.</p>")
+    body.append(f'<p class="note">{MISSING_NOTE}</p>')
     body.append('<ul class="compact">' + "".join(f"<li>{esc(m)}</li>" for m in missing)
                 + "</ul>" if missing else "<p>None.</p>")
 

@@ -23,8 +23,9 @@ from typing import Any
 import pytest
 
 from . import __version__
-from .aggregate import PASSING
+from .aggregate import FAILED, PASSING
 from .model import Profile, Vendor
+from .returncodes import SEVERITIES
 from .suite import NOT_APPLICABLE
 
 # 2: MISSING, severities, observed codes, known deviations that match, findings.
@@ -272,8 +273,7 @@ def verdicts(run: dict[str, Any], records: list[dict[str, Any]]) -> list[dict[st
     return out
 
 
-FINDING_STATUSES = ("FAIL", "XFAIL", "XPASS", "CRASH", "TIMEOUT", "ERROR")
-SEVERITY_ORDER = ("must", "should", "strict", "robustness")
+FINDING_STATUSES = (*FAILED, "XFAIL", "XPASS")  # what a vendor's findings list
 
 
 def reproduce(run: dict[str, Any], case: dict[str, Any]) -> str:
@@ -306,14 +306,14 @@ def findings(run: dict[str, Any], records: list[dict[str, Any]]) -> list[dict[st
         observed = list(dict.fromkeys(c["message"] for c in cases))
         out.append({
             "rule": rule, "area": cases[0]["area"], "spec": cases[0]["spec"],
-            "severity": min((c["severity"] for c in cases), key=SEVERITY_ORDER.index),
+            "severity": min((c["severity"] for c in cases), key=SEVERITIES.index),
             "statuses": dict(sorted(statuses.items())), "cases": len(cases),
             "observed": observed[:3], "more_observations": max(0, len(observed) - 3),
             "link": url or None, "deviation_matched": matched if url else None,
             "reproduce": reproduce(run, cases[0]),
             "example": cases[0]["id"],
         })
-    return sorted(out, key=lambda f: (SEVERITY_ORDER.index(f["severity"]), f["rule"],
+    return sorted(out, key=lambda f: (SEVERITIES.index(f["severity"]), f["rule"],
                                       f["link"] or ""))
 
 
